@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 OUT ?= outputs/demo
 export MPLBACKEND := Agg
 
-.PHONY: install demo test export clean-nbs docs bench check-sync lint
+.PHONY: install demo test export clean-nbs docs readme bench
 
 # Create the virtual environment and install cxr_lka (editable) with the tested pins.
 $(BIN)/nbdev_export: settings.ini setup.py constraints.txt
@@ -35,6 +35,10 @@ clean-nbs: install
 # Local docs site without Quarto (the GitHub workflow builds the Quarto site).
 docs: install
 	$(BIN)/python -m cxr_lka.docsite --out _site
+
+# README.md from nbs/index.ipynb (nbdev_readme needs Quarto).
+readme: install
+	$(BIN)/python -m cxr_lka.docsite --readme
 
 bench: install
 	$(BIN)/python bench/run_all.py

@@ -1,0 +1,85 @@
+"""The console scripts as real processes: --help, cxr-lka-predict end to end (bad files named on stderr,
+exit code), cxr-lka-check on the real sample and on a damaged synthetic folder.
+
+The installed console scripts are used when present (`.venv/bin/cxr-lka-predict`, after settings.ini's
+console_scripts and `pip install -e .`); otherwise a two-line script calls the same function, which is
+exactly what a console-script wrapper does (fastcore's call_parse then parses sys.argv).
+"""
+import sys, json, shutil
+from pathlib import Path
+import pytest
+from conftest import ROOT, BIN, run
+
+COMMANDS = {'cxr-lka-predict': 'predict_cli', 'cxr-lka-check': 'check_cli', 'cxr-lka-cache': 'cache_cli',
+            'cxr-lka-split': 'split_cli'}
+SAMPLE = ROOT/'sample'/'nih14-sample'
+
+def cli(name, *args, tmp, check=False, timeout=600):
+    exe = BIN/name
+    if exe.exists(): cmd = [str(exe)]
+    else:
+        script = Path(tmp)/f"{name.replace('-', '_')}.py"
+        script.write_text(f"from cxr_lka.cli import {COMMANDS[name]}\n{COMMANDS[name]}()\n")
+        cmd = [sys.executable, str(script)]
+    return run(cmd + [str(a) for a in args], check=check, timeout=timeout)
+
+@pytest.mark.parametrize('name', list(COMMANDS))
+def test_help(name, tmp_path):
+    p = cli(name, '--help', tmp=tmp_path, check=True)
+    assert p.stdout.startswith('usage:') and 'DATA_DIR' not in p.stdout.split('\n')[0][:6]
+    want = {'cxr-lka-predict': ['--weights', '--cam', '--json', '--image_size', 'X-ray image files'],
+            'cxr-lka-check': ['--strict', '--no-images', '--sample', 'data_dir'],
+            'cxr-lka-cache': ['--size', '--out', 'data_dir'], 'cxr-lka-split': ['--protocol', '--seed', 'data_dir']}[name]
+    for w in want: assert w in p.stdout, f"{name} --help lacks {w}:\n{p.stdout}"
+
+@pytest.fixture(scope='module')
+def checkpoint(tmp_path_factory):
+    d = tmp_path_factory.mktemp('ckpt')
+    run([sys.executable, '-c', "import torch; torch.manual_seed(0)\n"
+         "from cxr_lka.models import build_model, save_checkpoint\n"
+         f"save_checkpoint(build_model(pretrained=False), {str(d/'model.pth')!r})"], timeout=300)
+    return d/'model.pth'
+
+def test_predict(checkpoint, tmp_path):
+    imgs = sorted((SAMPLE/'images_001'/'images').glob('*.png'))
+    good = [imgs[0], SAMPLE/'images_001'/'images'/'00000100_000.png']          # grayscale 256², RGBA 1024²
+    (tmp_path/'notes.png').write_text('not an image')
+    args = [*good, tmp_path/'missing.png', tmp_path/'notes.png', '--weights', checkpoint, '--json',
+            '--image_size', 32, '--device', 'cpu', '--cam', tmp_path/'cams', '--csv', tmp_path/'p.csv']
+    p = cli('cxr-lka-predict', *args, tmp=tmp_path)
+    assert p.returncode == 1, (p.returncode, p.stderr[-3000:])
+    err = [l for l in p.stderr.splitlines() if l.startswith('cxr-lka-predict: error:')]
+    assert len(err) == 2 and 'missing.png' in err[0] and 'notes.png' in err[1], p.stderr[-3000:]
+    res = json.loads(p.stdout)
+    assert [Path(r['image']).name for r in res['predictions']] == [g.name for g in good]
+    for r in res['predictions']:
+        assert len(r['probabilities']) == 14 and all(0 < v < 1 for v in r['probabilities'].values())
+        assert Path(r['cam']).is_file()
+    assert len((tmp_path/'p.csv').read_text().splitlines()) == 3
+
+def test_predict_table_and_bad_weights(checkpoint, tmp_path):
+    img = sorted((SAMPLE/'images_001'/'images').glob('*.png'))[0]
+    p = cli('cxr-lka-predict', img, '--weights', checkpoint, '--image_size', 32, '--device', 'cpu', tmp=tmp_path, check=True)
+    assert 'Pleural_Thickening' in p.stdout and img.name in p.stdout
+    (tmp_path/'junk.pth').write_bytes(b'junk')
+    p = cli('cxr-lka-predict', img, '--weights', tmp_path/'junk.pth', tmp=tmp_path)
+    assert p.returncode == 2 and p.stderr.strip().splitlines()[-1].startswith('cxr-lka-predict: error:')
+    assert 'junk.pth' in p.stderr.strip().splitlines()[-1]
+
+def test_check_real_sample(tmp_path):
+    p = cli('cxr-lka-check', SAMPLE, '--out', tmp_path/'pre.json', '--strict', '--n_workers', 2, tmp=tmp_path, check=True)
+    r = json.loads((tmp_path/'pre.json').read_text())
+    assert r['metadata']['rows'] == 123 and r['images']['status']['ok'] == 123 and r['errors'] == 0
+    assert 'Atelectasis' in p.stdout
+
+def test_check_damaged(tmp_path):
+    d = tmp_path/'syn'
+    run([sys.executable, '-c', "from cxr_lka.synthetic import make_synthetic_nih, add_faults\n"
+         f"make_synthetic_nih({str(d)!r}, n_patients=20, image_size=32, seed=0)\n"
+         f"add_faults({str(d)!r}, missing=1, corrupt=1, zero_byte=1, not_image=1, rgba=0, palette=0, sixteen_bit=0)"])
+    faults = json.loads((d/'FAULTS.json').read_text())
+    p = cli('cxr-lka-check', d, '--out', tmp_path/'pre.json', '--n_workers', 1, tmp=tmp_path)
+    assert p.returncode == 0, p.stderr[-2000:]                      # warnings only: fine without --strict
+    for f in ('missing', 'corrupt', 'zero_byte', 'not_image'): assert faults[f][0] in p.stdout, f
+    p = cli('cxr-lka-check', d, '--out', tmp_path/'pre.json', '--n_workers', 1, '--strict', tmp=tmp_path)
+    assert p.returncode == 1

@@ -11,6 +11,7 @@ __all__ = ['LABELS', 'NO_FINDING', 'IMAGE_EXTS', 'SPLITS', 'shared_data_dir', 'n
 
 # %% ../nbs/00_data.ipynb #727a2121
 import os, re, json, random, warnings, tempfile, multiprocessing
+from operator import itemgetter
 from pathlib import Path
 from concurrent.futures import ProcessPoolExecutor, as_completed
 
@@ -463,9 +464,11 @@ class CentreResize(Resize):
     "fastai `Resize` that always takes the centre crop (its validation behaviour), also on training items."
     def before_call(self, b, split_idx): self.pcts = (0.5, 0.5)
 
+_label_values = itemgetter(*LABELS)   # row -> tuple of the 14 values; far cheaper than row[LABELS] per item
+
 class LabelReader:
     "get_y: a row -> its 14 label values (float32, `LABELS` order)."
-    def __call__(self, row): return row[LABELS].to_numpy(dtype=np.float32)
+    def __call__(self, row): return np.array(_label_values(row), dtype=np.float32)
 
 def _split_idx(df):
     return [np.flatnonzero((df['split'] == s).to_numpy()).tolist() for s in ('train', 'valid')]
@@ -476,7 +479,7 @@ def nih_dataloaders(df:pd.DataFrame, # a split frame (`split_nih`) with 'path' (
                     image_size:int=224, # Resize target (the paper: 224)
                     bs:int=64, # batch size (the paper: 64)
                     augment:bool=True, # the paper's Flip + Rotate on training batches; False: none
-                    item_tfms=None, # replace the default [Resize(image_size)] (centre crop only if not `augment`)
+                    item_tfms=None, # replace the default: none from a cache (its images have `image_size`), else [Resize(image_size)] (centre crop only if not `augment`)
                     batch_tfms=None, # replace the default [Flip(), Rotate(), Normalize.from_stats(*imagenet_stats)]
                     num_workers:int|None=None, # DataLoader workers (None: 0 without CUDA, else min(8, cores))
                     seed:int|None=None, # seed the shuffling (and the RNG the batch order draws from)
@@ -502,7 +505,8 @@ def nih_dataloaders(df:pd.DataFrame, # a split frame (`split_nih`) with 'path' (
                                     f"(first: {', '.join(absent[:5])}); run build_cache on these rows.")
     elif 'path' not in src or src['path'].isna().any():
         raise ValueError("nih_dataloaders needs a 'path' for every row (run attach_paths) or a cache.")
-    if item_tfms is None: item_tfms = [Resize(image_size) if augment else CentreResize(image_size)]
+    if item_tfms is None:   # a cache holds image_size images already: Resize would be the identity, at a cost
+        item_tfms = [] if cache is not None else [Resize(image_size) if augment else CentreResize(image_size)]
     if batch_tfms is None:
         batch_tfms = ([Flip(), Rotate()] if augment else []) + [Normalize.from_stats(*imagenet_stats)]
     if num_workers is None: num_workers = min(8, os.cpu_count() or 1) if torch.cuda.is_available() else 0

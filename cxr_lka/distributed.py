@@ -88,6 +88,13 @@ class _DDPTrainer(fdist.DistributedTrainer):
         if rank_distrib() and hasattr(self.learn, 'progress'): self.learn.remove_cb(ProgressCallback)
     def after_epoch(self): self.learn.ddp_checksums.append(weights_checksum(self.learn.model))
 
+def _leave_group():
+    "All ranks meet at a barrier, then the process group is destroyed (and Accelerate forgets it)."
+    if not (torch.distributed.is_available() and torch.distributed.is_initialized()): return
+    torch.distributed.barrier(); torch.distributed.destroy_process_group()
+    from accelerate.state import AcceleratorState
+    AcceleratorState._reset_state(reset_partial_state=True)
+
 @contextlib.contextmanager
 def distributed_training(**kwargs): # passed to `Learner.distrib_ctx`'s `DistributedTrainer` (override `distrib_kwargs`)
     "Inside this block every new fastai `Learner` trains data-parallel over the processes of this run (no-op for one process)."
@@ -99,6 +106,7 @@ def distributed_training(**kwargs): # passed to `Learner.distrib_ctx`'s `Distrib
     defaults.callbacks.append(cb)
     try: yield w
     finally: defaults.callbacks.remove(cb)
+    _leave_group()   # only after a block that succeeded: a failing rank must exit (torchrun then stops the others), not wait
 
 # %% ../nbs/13_distributed.ipynb #ffa569e0
 def is_main_process() -> bool:

@@ -126,7 +126,7 @@ The demo only shows that the whole pipeline runs end to end on real NIH files an
 For real results run the three kaggle/ notebooks on Kaggle (GPU, the 'nih-chest-xrays/data' data set):
   kaggle/train-stage-1-bceloss.ipynb -> kaggle/train-stage-2-focalloss.ipynb -> kaggle/test-notebook.ipynb
 or headless on any GPU machine with the full data set:
-  cxr-lka-pipeline --out_dir runs/paper --data_dir /path/to/nih-data"""
+  cxr-lka-pipeline runs/paper --data_dir /path/to/nih-data"""
 
 def demo(out='outputs/demo', # output folder
          data_dir=None, # data folder (default: the bundled sample/nih14-sample)

@@ -14,7 +14,7 @@ from concurrent.futures import ProcessPoolExecutor
 from PIL import Image, UnidentifiedImageError
 from fastprogress.fastprogress import progress_bar
 
-from .data import LABELS, NO_FINDING, nih_files, load_nih_metadata, find_images, load_xray, BadImageError
+from .data import LABELS, NO_FINDING, atomic_write, nih_files, load_nih_metadata, find_images, load_xray, BadImageError
 
 # %% ../nbs/11_check.ipynb #89d74bef
 STATUSES = ('ok', 'missing', 'zero_byte', 'not_image', 'corrupt')
@@ -173,8 +173,4 @@ def save_report(report:dict, # from `check_data`
                 path, # the JSON file to write
                )->Path:
     "Write `report` as JSON to `path`, atomically."
-    path = Path(path); path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + '.tmp')
-    tmp.write_text(json.dumps(report, indent=1))
-    os.replace(tmp, path)
-    return path
+    return atomic_write(path, lambda t: Path(t).write_text(json.dumps(report, indent=1)))

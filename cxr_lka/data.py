@@ -5,9 +5,9 @@
 # %% auto #0
 __all__ = ['LABELS', 'NO_FINDING', 'IMAGE_EXTS', 'SPLITS', 'shared_data_dir', 'normalise_columns', 'parse_finding_labels',
            'load_nih_metadata', 'find_images', 'attach_paths', 'patient_overlap', 'split_nih', 'stage_rows',
-           'BadImageError', 'MissingImageError', 'load_xray', 'resize_xray', 'ImageCache', 'build_cache', 'XrayReader',
-           'CentreResize', 'LabelReader', 'nih_dataloaders', 'label_report', 'plot_label_report', 'save_label_report',
-           'nih_files']
+           'BadImageError', 'MissingImageError', 'load_xray', 'atomic_write', 'resize_xray', 'ImageCache',
+           'build_cache', 'XrayReader', 'CentreResize', 'LabelReader', 'nih_dataloaders', 'label_report',
+           'plot_label_report', 'save_label_report', 'nih_files']
 
 # %% ../nbs/00_data.ipynb #727a2121
 import os, re, json, random, warnings, tempfile, multiprocessing
@@ -322,15 +322,22 @@ def load_xray(path, # an image file (PNG/JPEG)
 # %% ../nbs/00_data.ipynb #f5d1a321
 _METHOD = "fastai Resize(size) [ResizeMethod.Crop, bilinear, centre crop (split_idx=1)] after load_xray"
 
-def _atomic_write(p:Path, data:bytes):
-    "Write `data` to `p` via a temporary file and `os.replace`, so readers see the old or the new file, never half."
-    p = Path(p)
-    fd, tmp = tempfile.mkstemp(dir=p.parent, prefix=f'.{p.name}.')
+def atomic_write(path, # the file to (re)write
+                 write, # write(tmp_path): fills the temporary file it is given (same folder, same suffix)
+                )->Path:
+    "Write a file atomically: `write` fills a temporary file beside `path`, which is synced and renamed onto `path`; a killed write leaves the old file (or none), never half a file."
+    path = Path(path); path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f'.{path.name}.', suffix=path.suffix)
+    os.close(fd)
     try:
-        with os.fdopen(fd, 'wb') as f: f.write(data); f.flush(); os.fsync(f.fileno())
-        os.replace(tmp, p)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True); raise
+        write(tmp)
+        with open(tmp, 'rb+') as f: os.fsync(f.fileno())
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp): os.remove(tmp)
+    return path
+
+def _atomic_write(p:Path, data:bytes): atomic_write(p, lambda t: Path(t).write_bytes(data))
 
 def resize_xray(img:Image.Image, # a grayscale image from `load_xray`
                 size:int, # output side length

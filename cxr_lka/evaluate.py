@@ -20,7 +20,7 @@ from sklearn.metrics import roc_auc_score, average_precision_score, roc_curve, c
 from fastprogress.fastprogress import progress_bar
 from fastai.learner import Learner
 from fastai.losses import BCEWithLogitsLossFlat
-from .data import LABELS
+from .data import LABELS, atomic_write
 
 # %% ../nbs/06_evaluate.ipynb #e0b9af4d
 def _check_arrays(targets, probs, labels):
@@ -271,17 +271,6 @@ def plot_roc_curves(targets, # [N, C] 0/1 ground truth
     return fig
 
 # %% ../nbs/06_evaluate.ipynb #25499727
-def _atomic(path:Path, write): # write(tmp_path) writes the content
-    "Write a file atomically: into a temporary file beside it, then rename."
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f'.{path.name}.', suffix=path.suffix)
-    os.close(fd)
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp): os.remove(tmp)
-
 def _fmt(x, d=3): return 'n/a' if x is None or (isinstance(x, float) and np.isnan(x)) else f"{x:.{d}f}"
 
 def results_markdown(ev:Evaluation, # an `Evaluation`
@@ -312,13 +301,13 @@ def write_report(out_dir, # output folder (created if missing)
     out = Path(out_dir); out.mkdir(parents=True, exist_ok=True)
     paths = {k: out/k for k in ('metrics.json', 'per_class.csv', 'predictions.csv', 'roc_curves.png', 'results.md')}
     text = json.dumps(ev.metrics, indent=2, allow_nan=False)
-    _atomic(paths['metrics.json'], lambda f: Path(f).write_text(text))
-    _atomic(paths['per_class.csv'], lambda f: ev.per_class.to_csv(f))
-    _atomic(paths['predictions.csv'], lambda f: ev.predictions.to_csv(f, index=False))
+    atomic_write(paths['metrics.json'], lambda f: Path(f).write_text(text))
+    atomic_write(paths['per_class.csv'], lambda f: ev.per_class.to_csv(f))
+    atomic_write(paths['predictions.csv'], lambda f: ev.predictions.to_csv(f, index=False))
     fig = plot_roc_curves(ev.targets, ev.probs, ev.labels)
-    _atomic(paths['roc_curves.png'], lambda f: fig.savefig(f, dpi=dpi, format='png'))
+    atomic_write(paths['roc_curves.png'], lambda f: fig.savefig(f, dpi=dpi, format='png'))
     plt.close(fig)
-    _atomic(paths['results.md'], lambda f: Path(f).write_text(results_markdown(ev)))
+    atomic_write(paths['results.md'], lambda f: Path(f).write_text(results_markdown(ev)))
     return paths
 
 # %% ../nbs/06_evaluate.ipynb #e48d1730

@@ -18,7 +18,7 @@ from torch import nn
 from fastcore.foundation import L
 
 from .attention import ATTENTION, make_attention, LKA
-from .data import LABELS
+from .data import LABELS, atomic_write
 
 # %% ../nbs/03_models.ipynb #83d803e5
 def _cut_vgg16_bn(m):
@@ -339,14 +339,7 @@ def save_checkpoint(model:nn.Module,       # a `CXRNet` (possibly wrapped by Dat
     _check_plain(extra)
     obj = dict(format=CHECKPOINT_FORMAT, config=cfg, extra=dict(extra or {}),
                model=OrderedDict((k, v.detach().cpu()) for k, v in m.state_dict().items()))
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f'.{path.name}.{os.getpid()}.tmp')
-    try:
-        torch.save(obj, tmp)
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists(): tmp.unlink()
+    path = atomic_write(path, lambda t: torch.save(obj, t))
     return path
 
 def _is_ours(obj): return isinstance(obj, dict) and obj.get('format') == CHECKPOINT_FORMAT

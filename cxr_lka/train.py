@@ -25,7 +25,7 @@ from fastai.optimizer import Adam
 from fastai.torch_core import rank_distrib, num_distrib, distrib_barrier
 from sklearn.metrics import roc_auc_score
 
-from .data import (LABELS, nih_files, load_nih_metadata, find_images, attach_paths, split_nih,
+from .data import (LABELS, atomic_write, nih_files, load_nih_metadata, find_images, attach_paths, split_nih,
                           stage_rows, build_cache, nih_dataloaders, save_label_report)
 from .attention import ATTENTION
 from .models import ARCHS, build_model, model_splitter, save_checkpoint, load_weights
@@ -144,10 +144,7 @@ class TrainConfig:
 
     def save(self, path) -> Path:
         "Write the configuration as JSON (atomically)."
-        path = Path(path); path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f'.{path.name}.tmp')
-        tmp.write_text(json.dumps(self.to_dict(), indent=1)); os.replace(tmp, path)
-        return path
+        return atomic_write(path, lambda t: Path(t).write_text(json.dumps(self.to_dict(), indent=1)))
 
     @classmethod
     def from_dict(cls, d:dict):
@@ -369,11 +366,7 @@ def set_rng_states(s:dict, dls=None):
 
 def atomic_save(obj, path) -> Path:
     "`torch.save` to a temporary file next to `path`, then rename: a killed write never leaves a half file."
-    path = Path(path); path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f'.{path.name}.tmp{os.getpid()}')
-    torch.save(obj, tmp)
-    os.replace(tmp, path)
-    return path
+    return atomic_write(path, lambda t: torch.save(obj, t))
 
 class AtomicSaveModelCallback(SaveModelCallback):
     "fastai's `SaveModelCallback`, writing each best model atomically (under DDP: rank 0's)."
@@ -410,8 +403,7 @@ class EpochCheckpoint(Callback):
         if rec.add_time: row['seconds'] = round(time.time() - rec.start_epoch, 2)
         self.history.append(row); self._n += 1
         if rank_distrib(): return   # every rank keeps the history (the same rows); rank 0 writes it
-        tmp = Path(self.history_path).with_name('.history.csv.tmp')
-        pd.DataFrame(self.history).to_csv(tmp, index=False); os.replace(tmp, self.history_path)
+        atomic_write(self.history_path, lambda t: pd.DataFrame(self.history).to_csv(t, index=False))
 
     def _state(self, done):
         trackers = {type(cb).__name__: {k: getattr(cb, k) for k in ('best', 'wait') if hasattr(cb, k)}
@@ -572,7 +564,7 @@ def _check_resumable(cfg, state, path):
                          "use another out_dir, restore those settings, or set resume=False to start over.")
 
 def _write_json(obj, path):
-    tmp = Path(path).with_name(f'.{Path(path).name}.tmp'); tmp.write_text(json.dumps(obj, indent=1, default=str)); os.replace(tmp, path)
+    atomic_write(path, lambda t: Path(t).write_text(json.dumps(obj, indent=1, default=str)))
 
 def stage_model(cfg:TrainConfig, # the run's configuration
                 notes:list|None=None, # where the weights came from is appended here when they were found under input_root

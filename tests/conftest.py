@@ -14,6 +14,12 @@ def run(cmd, cwd=ROOT, timeout=1800, env=None, check=True):
     if check: assert p.returncode == 0, f"{cmd} failed ({p.returncode}):\n{p.stdout[-4000:]}\n{p.stderr[-6000:]}"
     return p
 
+def script(name):
+    "The installed console script `name` (settings.ini console_scripts; `make install` puts them in the venv)."
+    exe = BIN/name
+    assert exe.exists(), f"{exe} is missing: run `make install` (pip install -e .) to install the console scripts"
+    return str(exe)
+
 @pytest.fixture(scope="session")
 def root(): return ROOT
 

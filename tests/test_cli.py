@@ -1,27 +1,20 @@
 """The console scripts as real processes: --help, cxr-lka-predict end to end (bad files named on stderr,
 exit code), cxr-lka-check on the real sample and on a damaged synthetic folder.
 
-The installed console scripts are used when present (`.venv/bin/cxr-lka-predict`, after settings.ini's
-console_scripts and `pip install -e .`); otherwise a two-line script calls the same function, which is
-exactly what a console-script wrapper does (fastcore's call_parse then parses sys.argv).
+The installed console scripts are run (`.venv/bin/cxr-lka-predict`..., from settings.ini's
+console_scripts via `make install`).
 """
 import sys, json, shutil
 from pathlib import Path
 import pytest
-from conftest import ROOT, BIN, run
+from conftest import ROOT, BIN, run, script
 
 COMMANDS = {'cxr-lka-predict': 'predict_cli', 'cxr-lka-check': 'check_cli', 'cxr-lka-cache': 'cache_cli',
             'cxr-lka-split': 'split_cli'}
 SAMPLE = ROOT/'sample'/'nih14-sample'
 
-def cli(name, *args, tmp, check=False, timeout=600):
-    exe = BIN/name
-    if exe.exists(): cmd = [str(exe)]
-    else:
-        script = Path(tmp)/f"{name.replace('-', '_')}.py"
-        script.write_text(f"from cxr_lka.cli import {COMMANDS[name]}\n{COMMANDS[name]}()\n")
-        cmd = [sys.executable, str(script)]
-    return run(cmd + [str(a) for a in args], check=check, timeout=timeout)
+def cli(name, *args, tmp=None, check=False, timeout=600):
+    return run([script(name)] + [str(a) for a in args], check=check, timeout=timeout)
 
 @pytest.mark.parametrize('name', list(COMMANDS))
 def test_help(name, tmp_path):

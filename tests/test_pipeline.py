@@ -8,16 +8,13 @@ import json, sys, time
 from pathlib import Path
 import pandas as pd
 import pytest
-from conftest import ROOT, BIN, run
+from conftest import ROOT, BIN, run, script
 
 PY = str(BIN/"python")
 
 def _script(name, func, *args):
-    "A console script if installed (cxr-lka-demo / cxr-lka-pipeline), else the same function via python -c."
-    exe = BIN/name
-    if exe.exists(): return [str(exe), *args]
-    code = f"import sys; from cxr_lka.pipeline import {func}; sys.argv = [{name!r}] + sys.argv[1:]; {func}()"
-    return [PY, "-c", code, *args]
+    "The installed console script (cxr-lka-demo / cxr-lka-pipeline) with its arguments."
+    return [script(name), *args]
 
 @pytest.fixture(scope="module")
 def synthetic(tmp_path_factory):

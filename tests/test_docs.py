@@ -101,3 +101,16 @@ def test_readme_from_index(tmp_path):
     assert md.startswith(f"# {_h1(ROOT/'nbs'/'index.ipynb')}\n"), md[:200]
     assert '#| hide' not in md and '#|' not in md
     assert 'Quick start' in md
+
+def test_benchmarks_page_shows_bench_readme(site, tmp_path):
+    "The docs' benchmarks page carries bench/README.md's tables as they stand (bench/run_all.py copies them)."
+    import importlib.util
+    spec = importlib.util.spec_from_file_location('bench_run_all', ROOT/'bench'/'run_all.py')
+    run_all = importlib.util.module_from_spec(spec); spec.loader.exec_module(run_all)
+    nb = tmp_path/run_all.DOCS_NB.name
+    shutil.copy(run_all.DOCS_NB, nb)
+    assert not run_all.sync_docs_page(ROOT/'bench'/'README.md', nb), \
+        f"{run_all.DOCS_NB.name} differs from bench/README.md: run `python bench/run_all.py --sync-docs`"
+    page = (site/page_name(run_all.DOCS_NB)).read_text()
+    for heading in re.findall(r'^### (.+)$', (ROOT/'bench'/'README.md').read_text(), re.M):
+        assert html.escape(heading.strip(), quote=False) in page, f"benchmarks page lacks the table {heading!r}"

@@ -4,11 +4,11 @@
 
 # %% auto #0
 __all__ = ['STAGES', 'PROTOCOLS', 'input_weights', 'TrainConfig', 'resolve_weights', 'resolve_device', 'subsample_patients',
-           'split_table', 'check_same_split', 'RunData', 'prepare_data', 'sample_data_dir', 'roc_auc_score_safe',
-           'RocAucMultiSafe', 'stage_metrics', 'Phase', 'one_cycle_scheds', 'fit_one_cycle_from', 'rng_states',
-           'set_rng_states', 'atomic_save', 'AtomicSaveModelCallback', 'EpochCheckpoint', 'run_phases', 'make_loss',
-           'make_learner', 'stage_phases', 'find_lr', 'oom_hint', 'stage_model', 'train_stage', 'train_stage1',
-           'train_stage2']
+           'split_table', 'check_same_split', 'screen_images', 'RunData', 'prepare_data', 'sample_data_dir',
+           'roc_auc_score_safe', 'RocAucMultiSafe', 'stage_metrics', 'Phase', 'one_cycle_scheds', 'fit_one_cycle_from',
+           'rng_states', 'set_rng_states', 'atomic_save', 'AtomicSaveModelCallback', 'EpochCheckpoint', 'run_phases',
+           'make_loss', 'make_learner', 'stage_phases', 'find_lr', 'oom_hint', 'stage_model', 'train_stage',
+           'train_stage1', 'train_stage2']
 
 # %% ../nbs/05_train.ipynb #ae0da4da
 import copy, json, os, random, time, warnings, dataclasses
@@ -23,10 +23,11 @@ from fastai.callback.tracker import SaveModelCallback, EarlyStoppingCallback, Tr
 from fastai.metrics import accuracy_multi, F1ScoreMulti, AccumMetric, ActivationType
 from fastai.optimizer import Adam
 from fastai.torch_core import rank_distrib, num_distrib, distrib_barrier
+from fastcore.parallel import parallel
 from sklearn.metrics import roc_auc_score
 
 from .data import (LABELS, atomic_write, nih_files, load_nih_metadata, find_images, attach_paths, split_nih,
-                          stage_rows, build_cache, nih_dataloaders, save_label_report)
+                          stage_rows, build_cache, nih_dataloaders, save_label_report, load_xray, BadImageError)
 from .attention import ATTENTION
 from .models import ARCHS, build_model, model_splitter, save_checkpoint, load_weights
 from .losses import LOSSES, get_loss, pos_weight_from
@@ -224,21 +225,38 @@ def check_same_split(df:pd.DataFrame, # this run's split frame
                          f"than {split_csv} describes for this run. Use the same protocol, seed and valid_pct as that run.")
     return len(both)
 
+# %% ../nbs/05_train.ipynb #b3d2f1c4
+def _screen_one(path):
+    try: load_xray(path)
+    except BadImageError as e: return str(e)
+
+def screen_images(rows:pd.DataFrame, # images to check: 'Image Index' and 'path' (`attach_paths`)
+                  n_workers:int|None=None, # worker processes (None: all cores; 0: in this process)
+                  progress:bool=False, # show a progress bar
+                 ) -> dict: # name -> why it cannot be read, for the bad images only
+    "Decode every image of `rows` once with `load_xray`; the ones that fail, with the reason."
+    if len(rows) == 0: return {}
+    n_workers = os.cpu_count() if n_workers is None else n_workers
+    errs = parallel(_screen_one, list(rows['path']), n_workers=n_workers if len(rows) > 64 else 0,
+                    progress=progress, chunksize=32)
+    return {n: e for n, e in zip(rows['Image Index'], errs) if e is not None}
+
+
 # %% ../nbs/05_train.ipynb #9c4bff76
 @dataclass
 class RunData:
     "What `prepare_data` returns: the split frame of all usable images, the stage's rows, DataLoaders, cache."
     df:pd.DataFrame          # every image with a file: metadata, labels, 'path', 'split'
     rows:pd.DataFrame        # the train/valid rows of this stage (stage 1: abnormal images); test: every row
-    dls:object               # fastai DataLoaders over rows (train / valid)
-    cache:object=None        # the ImageCache, when use_cache
+    dls:object               # fastai DataLoaders over rows (train / valid); test: over the test images, for `test_dl`
+    cache:object=None        # the ImageCache, when use_cache (training: train/valid images; test: test images)
     missing:list=field(default_factory=list) # images of the metadata missing on disk (left out)
-    bad:dict=field(default_factory=dict)     # images that could not be decoded (left out)
+    bad:dict=field(default_factory=dict)     # images that could not be decoded (left out): name -> reason
 
 def prepare_data(cfg:TrainConfig, # the run's configuration
                  notes:list|None=None, # messages worth keeping are appended here (and printed)
                 ) -> RunData:
-    "Metadata -> image paths (missing reported) -> split of ALL patients -> the stage's rows -> cache -> DataLoaders."
+    "Metadata -> image paths (missing reported) -> split of ALL patients -> the stage's rows -> cache or screen (bad images reported) -> DataLoaders."
     out = cfg.stage_dir; out.mkdir(parents=True, exist_ok=True)
     main = rank_distrib() == 0                     # under DDP every process prepares the data; rank 0 alone writes files
     files = nih_files(cfg.data_dir, need_lists=cfg.protocol == 'official')
@@ -262,19 +280,29 @@ def prepare_data(cfg:TrainConfig, # the run's configuration
     if cfg.stage != 'test': rows = rows[rows['split'].isin(['train', 'valid'])].copy()   # training never sees test rows
     if main: save_label_report(rows, out)
     cache, bad = None, {}
-    if cfg.use_cache and cfg.stage != 'test':   # a test run reads each image once: a cache would not pay
-        cache = build_cache(rows, cfg.cache_dir or Path(cfg.out_dir)/'cache', size=cfg.image_size)
-        bad = {n: e for n, e in cache.bad.items() if n in set(rows['Image Index'])}
-        if bad:
-            _say(f"{len(bad)} image(s) could not be decoded and are left out (first: {', '.join(list(bad)[:5])}; "
-                 f"see {cache.path/'bad.json'}).", notes)
-            df, rows = df[~df['Image Index'].isin(bad)].copy(), rows[~rows['Image Index'].isin(bad)].copy()
+    need = rows[rows['split'] == 'test'] if cfg.stage == 'test' else rows   # the images this stage reads
+    if cfg.use_cache:
+        cache = build_cache(need, cfg.cache_dir or Path(cfg.out_dir)/'cache', size=cfg.image_size)
+        bad = {n: e for n, e in cache.bad.items() if n in set(need['Image Index'])}
+    else: bad = screen_images(need)
+    if main: (out/'bad_images.json').unlink(missing_ok=True)
+    if bad:
+        if main: (out/'bad_images.json').write_text(json.dumps(bad, indent=1))
+        _say(f"{len(bad)} image(s) could not be decoded and are left out (first: {', '.join(list(bad)[:5])}; "
+             f"reasons in {out/'bad_images.json'}).", notes)
+        df, rows = df[~df['Image Index'].isin(bad)].copy(), rows[~rows['Image Index'].isin(bad)].copy()
     dev = resolve_device(cfg.device)
-    dls = nih_dataloaders(rows, cache=cache, image_size=cfg.image_size, bs=cfg.batch_size,
+    if cfg.stage == 'test':     # DataLoaders only to predict with (`test_dl`): over the test images, the ones cached
+        need = need[~need['Image Index'].isin(bad)]
+        if not len(need): raise ValueError(f"No readable test image in {cfg.data_dir} (protocol {cfg.protocol!r}).")
+        src = pd.concat([need.head(1).assign(split='train'), need.assign(split='valid')], ignore_index=True)
+    else: src = rows
+    dls = nih_dataloaders(src, cache=cache, image_size=cfg.image_size, bs=cfg.batch_size,
                           augment=cfg.augment and cfg.stage != 'test',
                           num_workers=cfg.num_workers, seed=cfg.seed, device=dev)
     n = rows.split.value_counts()
-    _say(f"{cfg.stage}: {n.get('train', 0)} training and {n.get('valid', 0)} validation images "
+    _say(f"{cfg.stage}: " + (f"{n.get('test', 0)} test images " if cfg.stage == 'test' else
+                             f"{n.get('train', 0)} training and {n.get('valid', 0)} validation images ") +
          f"({df['Patient ID'].nunique()} patients split {cfg.protocol!r}, seed {cfg.seed}; device {dev}).", notes)
     return RunData(df, rows, dls, cache, missing, bad)
 
@@ -556,12 +584,26 @@ _RUN_KEYS = ('stage', 'protocol', 'seed', 'valid_pct', 'arch', 'attention', 'sta
              'pretrained', 'lr', 'lr_max', 'lr_mult', 'freeze_epochs', 'epochs', 'wd', 'patience', 'loss', 'loss_kwargs',
              'augment', 'max_images')
 
+def _same_dir(a, b): return a == b or (a is not None and b is not None and Path(a).resolve() == Path(b).resolve())
+
 def _check_resumable(cfg, state, path):
     old, new = state.get('config', {}), cfg.to_dict()
     diff = [k for k in _RUN_KEYS if k in old and old[k] != new[k]]
+    if 'data_dir' in old and not _same_dir(old['data_dir'], new['data_dir']): diff.append('data_dir')
     if diff:
         raise ValueError(f"{path} was written by a run with other settings ({', '.join(f'{k}: {old[k]!r} -> {new[k]!r}' for k in diff)}); "
                          "use another out_dir, restore those settings, or set resume=False to start over.")
+
+def _data_id(df:pd.DataFrame) -> str:
+    "A fingerprint of the split a run trains on: images, patients, split and labels."
+    import hashlib
+    t = df[['Image Index', 'Patient ID', 'split', *LABELS]].sort_values('Image Index')
+    return hashlib.sha1(t.to_csv(index=False).encode()).hexdigest()[:16]
+
+def _check_same_data(state, df, path):
+    if state is not None and state.get('data') not in (None, _data_id(df)):
+        raise ValueError(f"{path} was written by a run on other data (the images, patients, labels or split differ "
+                         "from this data folder's); use another out_dir, or set resume=False to start over.")
 
 def _write_json(obj, path):
     atomic_write(path, lambda t: Path(t).write_text(json.dumps(obj, indent=1, default=str)))
@@ -600,6 +642,7 @@ def train_stage(cfg:TrainConfig, # the run's configuration (cfg.stage: 'stage1' 
     if main: cfg.save(out/'config.json')
     with oom_hint(cfg):
         data = prepare_data(cfg, notes)
+        _check_same_data(state, data.df, state_path)
         learn = make_learner(cfg, data.dls, stage_model(cfg, notes), make_loss(cfg, data.rows))
         learn.run_data = data
         lr = cfg.lr
@@ -611,7 +654,7 @@ def train_stage(cfg:TrainConfig, # the run's configuration (cfg.stage: 'stage1' 
             _say(f"resuming from {state_path}: phase {state['phase']} ({phases[state['phase']].name}), "
                  f"epoch {state['epoch']}{' (finished)' if state['done'] else ''}", notes)
         run_phases(learn, phases, state_path, hist_path, cbs=cbs, state=state,
-                   extra=dict(config=cfg.to_dict(), lr=lr))
+                   extra=dict(config=cfg.to_dict(), lr=lr, data=_data_id(data.df)))
     if not main: return learn
     n = data.rows.split.value_counts()
     save_checkpoint(learn.model, out/'model.pth',

@@ -8,9 +8,10 @@ __all__ = ['world', 'patch_fastai_distributed', 'unpatch_fastai_distributed', 'd
            'torchrun_cmd', 'launch', 'ddp_selfcheck', 'train_ddp', 'train_ddp_cli']
 
 # %% ../nbs/13_distributed.ipynb #938d8135
-import contextlib, json, os, socket, subprocess, sys, tempfile
+import contextlib, json, os, socket, subprocess, sys, tempfile, warnings
 from pathlib import Path
 
+warnings.filterwarnings('ignore', message=r"`torch\.jit\.script` is deprecated", category=FutureWarning)  # fastai.layers' import (as in cxr_lka.pipeline)
 import torch
 from fastcore.script import call_parse, Param, bool_arg
 from fastai.learner import Learner, defaults

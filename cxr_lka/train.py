@@ -248,8 +248,8 @@ class RunData:
     "What `prepare_data` returns: the split frame of all usable images, the stage's rows, DataLoaders, cache."
     df:pd.DataFrame          # every image with a file: metadata, labels, 'path', 'split'
     rows:pd.DataFrame        # the train/valid rows of this stage (stage 1: abnormal images); test: every row
-    dls:object               # fastai DataLoaders over rows (train / valid); test: over the test images, for `test_dl`
-    cache:object=None        # the ImageCache, when use_cache (training: train/valid images; test: test images)
+    dls:object               # fastai DataLoaders over rows (train / valid); test: over the valid/test images, for `test_dl`
+    cache:object=None        # the ImageCache, when use_cache (training: train/valid images; test: valid/test images)
     missing:list=field(default_factory=list) # images of the metadata missing on disk (left out)
     bad:dict=field(default_factory=dict)     # images that could not be decoded (left out): name -> reason
 
@@ -280,7 +280,7 @@ def prepare_data(cfg:TrainConfig, # the run's configuration
     if cfg.stage != 'test': rows = rows[rows['split'].isin(['train', 'valid'])].copy()   # training never sees test rows
     if main: save_label_report(rows, out)
     cache, bad = None, {}
-    need = rows[rows['split'] == 'test'] if cfg.stage == 'test' else rows   # the images this stage reads
+    need = rows[rows['split'].isin(['valid', 'test'])] if cfg.stage == 'test' else rows   # the images this stage reads (test: valid for thresholds)
     if cfg.use_cache:
         cache = build_cache(need, cfg.cache_dir or Path(cfg.out_dir)/'cache', size=cfg.image_size)
         bad = {n: e for n, e in cache.bad.items() if n in set(need['Image Index'])}
@@ -292,10 +292,10 @@ def prepare_data(cfg:TrainConfig, # the run's configuration
              f"reasons in {out/'bad_images.json'}).", notes)
         df, rows = df[~df['Image Index'].isin(bad)].copy(), rows[~rows['Image Index'].isin(bad)].copy()
     dev = resolve_device(cfg.device)
-    if cfg.stage == 'test':     # DataLoaders only to predict with (`test_dl`): over the test images, the ones cached
+    if cfg.stage == 'test':     # DataLoaders only to predict with (`test_dl`), over the images cached (valid and test)
         need = need[~need['Image Index'].isin(bad)]
-        if not len(need): raise ValueError(f"No readable test image in {cfg.data_dir} (protocol {cfg.protocol!r}).")
-        src = pd.concat([need.head(1).assign(split='train'), need.assign(split='valid')], ignore_index=True)
+        if not (need.split == 'test').any(): raise ValueError(f"No readable test image in {cfg.data_dir} (protocol {cfg.protocol!r}).")
+        src = pd.concat([need.head(1).assign(split='train'), need.assign(split='valid')], ignore_index=True)   # test_dl needs only the pipeline
     else: src = rows
     dls = nih_dataloaders(src, cache=cache, image_size=cfg.image_size, bs=cfg.batch_size,
                           augment=cfg.augment and cfg.stage != 'test',

@@ -24,6 +24,7 @@ def test_help(name, tmp_path):
             'cxr-lka-check': ['--strict', '--no-images', '--sample', 'data_dir'],
             'cxr-lka-cache': ['--size', '--out', 'data_dir'], 'cxr-lka-split': ['--protocol', '--seed', 'data_dir']}[name]
     for w in want: assert w in p.stdout, f"{name} --help lacks {w}:\n{p.stdout}"
+    assert p.stderr == '', p.stderr
 
 @pytest.fixture(scope='module')
 def checkpoint(tmp_path_factory):
@@ -76,3 +77,55 @@ def test_check_damaged(tmp_path):
     for f in ('missing', 'corrupt', 'zero_byte', 'not_image'): assert faults[f][0] in p.stdout, f
     p = cli('cxr-lka-check', d, '--out', tmp_path/'pre.json', '--n_workers', 1, '--strict', tmp=tmp_path)
     assert p.returncode == 1
+
+@pytest.fixture(scope='module')
+def small_data(tmp_path_factory):
+    d = tmp_path_factory.mktemp('small')/'data'
+    run([sys.executable, '-c', "from cxr_lka.synthetic import make_synthetic_nih\n"
+         f"make_synthetic_nih({str(d)!r}, n_patients=10, image_size=32, seed=0)"], timeout=300)
+    return d
+
+def test_success_exits_zero_quietly(small_data, checkpoint, tmp_path):
+    "A successful run exits 0 with nothing on stderr (no return value dumped by the console-script wrapper, no FutureWarning)."
+    for name, *args in [('cxr-lka-cache', small_data, '--size', 16, '--out', tmp_path/'cache', '--n_workers', 0),
+                        ('cxr-lka-split', small_data, '--out', tmp_path/'split'),
+                        ('cxr-lka-check', small_data, '--out', tmp_path/'pre.json', '--n_workers', 1, '--strict'),
+                        ('cxr-lka-predict', *sorted((small_data/'images_001'/'images').glob('*.png'))[:2], '--weights', checkpoint,
+                         '--image_size', 32, '--device', 'cpu')]:
+        p = cli(name, *args, tmp=tmp_path)
+        assert p.returncode == 0 and p.stderr == '', (name, p.returncode, p.stderr[-2000:])
+    assert len((tmp_path/'split'/'split.csv').read_text().splitlines()) > 10
+
+def test_failures_keep_exit_codes_without_warnings(small_data, tmp_path):
+    "Failures keep their codes (2: unusable input, 1: --strict) and their stderr is the error line, no FutureWarning."
+    p = cli('cxr-lka-cache', tmp_path/'nope', '--out', tmp_path/'c', tmp=tmp_path)
+    assert p.returncode == 2 and p.stderr.splitlines() == [f"cxr-lka-cache: error: Data folder {tmp_path/'nope'} does not exist."], p.stderr
+    p = cli('cxr-lka-split', small_data, '--out', tmp_path/'s', '--protocol', 'oficial', tmp=tmp_path)
+    assert p.returncode == 2 and len(p.stderr.splitlines()) == 1 and 'oficial' in p.stderr, p.stderr
+    p = cli('cxr-lka-check', tmp_path/'nope', '--out', tmp_path/'pre.json', tmp=tmp_path)
+    assert p.returncode == 2 and p.stderr == '' and 'does not exist' in p.stdout, p.stderr
+    img = next((small_data/'images_001'/'images').glob('*.png')); img.unlink()          # one image missing
+    p = cli('cxr-lka-cache', small_data, '--size', 16, '--out', tmp_path/'c', '--n_workers', 0, '--strict', tmp=tmp_path)
+    assert p.returncode == 1 and p.stderr.splitlines()[-1] == 'cxr-lka-cache: error: 0 unreadable and 1 missing images (--strict)', p.stderr
+    assert 'FutureWarning' not in p.stderr
+    p = cli('cxr-lka-check', '--help', tmp=tmp_path, check=True)
+    assert p.stderr == ''
+
+def test_predict_folder_and_15_outputs(checkpoint, tmp_path):
+    "A folder argument is expanded to its images; a 15-output checkpoint without names predicts under output_0..14."
+    d = tmp_path/'imgs'; d.mkdir()
+    for f in sorted((SAMPLE/'images_001'/'images').glob('*.png'))[:3]: shutil.copy(f, d/f.name)
+    p = cli('cxr-lka-predict', d, '--weights', checkpoint, '--json', '--image_size', 32, '--device', 'cpu', tmp=tmp_path)
+    assert p.returncode == 0 and p.stderr == f"cxr-lka-predict: note: {d}: 3 image files\n", p.stderr
+    assert [Path(r['image']).name for r in json.loads(p.stdout)['predictions']] == sorted(f.name for f in d.iterdir())
+    (tmp_path/'empty').mkdir()
+    p = cli('cxr-lka-predict', tmp_path/'empty', '--weights', checkpoint, tmp=tmp_path)
+    assert p.returncode == 2 and len(p.stderr.splitlines()) == 1 and 'holds no image files' in p.stderr, p.stderr
+    run([sys.executable, '-c', "from cxr_lka.models import build_model, save_checkpoint\n"
+         f"save_checkpoint(build_model(pretrained=False, n_out=15), {str(tmp_path/'m15.pth')!r})"], timeout=300)
+    p = cli('cxr-lka-predict', d/sorted(f.name for f in d.iterdir())[0], '--weights', tmp_path/'m15.pth', '--image_size', 32,
+            '--device', 'cpu', '--csv', tmp_path/'p15.csv', tmp=tmp_path)
+    assert p.returncode == 0, p.stderr[-3000:]
+    assert p.stderr.startswith('cxr-lka-predict: note: the model has 15 outputs') and len(p.stderr.splitlines()) == 1, p.stderr
+    assert 'output_14' in p.stdout
+    assert (tmp_path/'p15.csv').read_text().splitlines()[0].split(',')[-1] == 'output_14'

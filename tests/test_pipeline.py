@@ -56,6 +56,29 @@ def test_unknown_parameter_fails_before_running(tmp_path):
     p = run(_script("cxr-lka-pipeline", "pipeline_cli", str(out), "--p", "imagesize=32"), check=False, timeout=300)
     assert p.returncode == 2 and "imagesize" in p.stderr, p.stderr
 
+SAMPLE = ROOT/"sample"/"nih14-sample"
+
+@pytest.mark.parametrize("args,want", [
+    (["--data_dir", "{tmp}/nope"], "nope does not exist"),
+    (["--data_dir", "{tmp}"], "lacks Data_Entry_2017.csv"),
+    (["--data_dir", str(SAMPLE), "--p", "image_size=big", "epochs=1", "--only", "stage1"], "image_size='big'"),
+    (["--data_dir", str(SAMPLE), "--p", "protocol=oficial", "--only", "stage1"], "Unknown protocol 'oficial'"),
+    (["--data_dir", str(SAMPLE), "--only", "test", "--p", "image_size=32"], "test starts from the stage2 weights"),
+])
+def test_bad_values_fail_before_running(args, want, tmp_path):
+    "A bad value, data folder or missing weights: exit 2, one line on stderr (no FutureWarning), no notebook started."
+    out = tmp_path/"run"
+    p = run(_script("cxr-lka-pipeline", "pipeline_cli", str(out), *[a.format(tmp=tmp_path) for a in args]), check=False, timeout=300)
+    assert p.returncode == 2, p.stdout + p.stderr
+    assert len(p.stderr.splitlines()) == 1 and p.stderr.startswith("cxr-lka-pipeline: error: ") and want in p.stderr, p.stderr
+    assert not out.exists() and "running" not in p.stdout
+
+def test_help_is_quiet():
+    "--help of both pipeline commands: usage on stdout, nothing on stderr (the torch.jit FutureWarning is filtered)."
+    for name in ("cxr-lka-pipeline", "cxr-lka-demo"):
+        p = run([script(name), "--help"], timeout=300)
+        assert p.stdout.startswith("usage:") and p.stderr == "", (name, p.stderr)
+
 def test_demo_leaves_its_files(tmp_path):
     "The main job on the bundled 123 real images: executed notebooks, checkpoints, metrics, figures."
     out = tmp_path/"demo"

@@ -6,7 +6,7 @@
 __all__ = ['STATUSES', 'inspect_image', 'check_metadata', 'check_data', 'format_report', 'save_report']
 
 # %% ../nbs/11_check.ipynb #509d04dd
-import os, json, time, random
+import os, json, time, random, warnings
 from pathlib import Path
 from collections import Counter
 from concurrent.futures import ProcessPoolExecutor
@@ -14,7 +14,8 @@ from concurrent.futures import ProcessPoolExecutor
 from PIL import Image, UnidentifiedImageError
 from fastprogress.fastprogress import progress_bar
 
-from .data import LABELS, NO_FINDING, atomic_write, nih_files, load_nih_metadata, find_images, load_xray, BadImageError
+from .data import LABELS, NO_FINDING, atomic_write, nih_files, load_nih_metadata, find_images, load_xray, BadImageError, \
+                   match_images, describe_missing
 
 # %% ../nbs/11_check.ipynb #89d74bef
 STATUSES = ('ok', 'missing', 'zero_byte', 'not_image', 'corrupt')
@@ -22,9 +23,9 @@ STATUSES = ('ok', 'missing', 'zero_byte', 'not_image', 'corrupt')
 def inspect_image(path, # an image file
                   decode:bool=True, # decode all pixels with `load_xray` (else PIL's faster `verify()`)
                  )->dict:
-    "Verdict on one image file: name, status (one of `STATUSES`), mode, size, bytes, error."
+    "Verdict on one image file: name, status (one of `STATUSES`), mode, size, bytes, bits (16-bit files, when decoded), error."
     p = Path(path)
-    r = dict(name=p.name, status='ok', mode=None, size=None, bytes=None, error=None)
+    r = dict(name=p.name, status='ok', mode=None, size=None, bytes=None, bits=None, error=None)
     if not p.is_file(): return {**r, 'status': 'missing', 'error': f"{p} does not exist"}
     r['bytes'] = p.stat().st_size
     if r['bytes'] == 0: return {**r, 'status': 'zero_byte', 'error': f"{p} is an empty (0-byte) file"}
@@ -32,7 +33,9 @@ def inspect_image(path, # an image file
         with Image.open(p) as im:
             r['mode'], r['size'] = im.mode, f"{im.size[0]}x{im.size[1]}"
             if not decode: im.verify()
-        if decode: load_xray(p)
+        if decode:
+            _, bits = load_xray(p, with_bits=True)
+            if r['mode'].startswith('I'): r['bits'] = bits
     except UnidentifiedImageError: return {**r, 'status': 'not_image', 'error': f"{p} is not an image file"}
     except (BadImageError, OSError, SyntaxError, ValueError) as e: return {**r, 'status': 'corrupt', 'error': str(e)}
     return r
@@ -71,10 +74,13 @@ def check_metadata(data_dir, # a data folder in the Kaggle NIH layout
     "(metadata section of the report, the metadata frame or None) for `data_dir`."
     problems = [] if problems is None else problems
     try:
-        files = nih_files(data_dir, need_images=False)
-        df = load_nih_metadata(files['csv'])
+        with warnings.catch_warnings(record=True) as w:   # e.g. which CSV was taken when Data_Entry_2017.csv is absent
+            warnings.simplefilter('always')
+            files = nih_files(data_dir, need_images=False)
+            df = load_nih_metadata(files['csv'])
     except (ValueError, FileNotFoundError, OSError) as e:
         problems.append(('error', str(e))); return {'error': str(e)}, None
+    problems += [('warning', str(x.message)) for x in w]
     meta = {'csv': str(files['csv']), 'rows': len(df), 'patients': int(df['Patient ID'].nunique()),
             'labels': {l: int(df[l].sum()) for l in LABELS},
             NO_FINDING: int((df[LABELS].sum(axis=1) == 0).sum())}
@@ -94,29 +100,47 @@ def _inspect_all(paths, decode, n_workers, progress):
 def _inspect_star(a): return inspect_image(*a)
 
 def _image_section(imgs, df, problems, decode, n_workers, sample, seed, progress):
-    csv_names = list(df['Image Index']) if df is not None else sorted(imgs)
-    missing = [n for n in csv_names if n not in imgs]
-    extra = sorted(set(imgs) - set(csv_names))
-    todo = [n for n in csv_names if n in imgs]
+    if df is not None:       # CSV names -> files, as attach_paths matches them
+        csv_names = list(df['Image Index'])
+        paths, ambiguous = match_images(df['Image Index'], imgs)
+        found = {n: p for n, p in zip(csv_names, paths) if isinstance(p, Path)}
+    else: csv_names, ambiguous, found = sorted(imgs), {}, dict(imgs)
+    missing = [n for n in csv_names if n not in found]
+    extra = sorted(set(imgs) - {p.name for p in found.values()})
+    todo = [n for n in csv_names if n in found]
+    n_found = len(todo)
     if sample and sample < len(todo): todo = sorted(random.Random(seed).sample(todo, sample))
-    res = _inspect_all([imgs[n] for n in todo], decode, n_workers, progress)
+    res = _inspect_all([found[n] for n in todo], decode, n_workers, progress)
     st = Counter(r['status'] for r in res)
     bad = {s: sorted(r['name'] for r in res if r['status'] == s) for s in ('zero_byte', 'not_image', 'corrupt')}
     errors = {r['name']: r['error'] for r in res if r['status'] != 'ok'}
+    sixteen = [r for r in res if (r['mode'] or '').startswith('I')]
+    low = Counter(r['bits'] for r in sixteen if r.get('bits') and r['bits'] < 16)
+    dups = getattr(imgs, 'duplicates', {})
+    other_dups = sorted(set(dups) - set(ambiguous))
     out = {'found_on_disk': len(imgs), 'listed_in_csv': len(csv_names), 'checked': len(res),
-           'sampled': bool(sample and sample < len([n for n in csv_names if n in imgs])),
+           'sampled': bool(sample and sample < n_found),
            'missing': len(missing), 'missing_first': missing[:20], 'not_in_csv': len(extra), 'not_in_csv_first': extra[:20],
+           'in_two_places': len(ambiguous), 'in_two_places_first': {n: [str(p) for p in ps] for n, ps in list(ambiguous.items())[:20]},
            'status': {s: st.get(s, 0) for s in STATUSES if s != 'missing'}, **{s: v for s, v in bad.items()},
            'errors': errors,
            'modes': dict(Counter(r['mode'] for r in res if r['mode']).most_common()),
            'sizes': dict(Counter(r['size'] for r in res if r['size']).most_common()),
-           'sixteen_bit': sum(1 for r in res if (r['mode'] or '').startswith('I'))}
-    if missing: problems.append(('warning', f"{len(missing)} of {len(csv_names)} CSV images are missing on disk "
-                                            f"(first: {', '.join(missing[:5])})"))
+           'sixteen_bit': len(sixteen), 'sixteen_bit_data': {f'{b}-bit': low[b] for b in sorted(low, reverse=True)}}
+    if ambiguous:
+        n, ps = next(iter(ambiguous.items()))
+        problems.append(('error', f"{len(ambiguous)} CSV image(s) are in two places, which training refuses "
+                                  f"(first: {n}: {ps[0]} and {ps[1]}); keep one of each"))
+    if missing: problems.append(('warning', describe_missing(missing, len(csv_names), imgs).rstrip('.')))
     for s, what in [('zero_byte', 'empty (0-byte)'), ('not_image', 'not images'), ('corrupt', 'corrupt or truncated')]:
         if bad[s]: problems.append(('warning', f"{len(bad[s])} images are {what}: {', '.join(bad[s][:10])}"
                                                + (' ...' if len(bad[s]) > 10 else '')))
     if extra: problems.append(('info', f"{len(extra)} images on disk are not in the CSV (first: {', '.join(extra[:5])})"))
+    if other_dups: problems.append(('info', f"{len(other_dups)} file name(s) not in the CSV are found in several places "
+                                            f"(first: {other_dups[0]}: {', '.join(map(str, dups[other_dups[0]]))})"))
+    if low: problems.append(('info', f"{sum(low.values())} of {len(sixteen)} 16-bit images hold fewer significant bits ("
+                                     + ', '.join(f"{k}: {v}" for k, v in out['sixteen_bit_data'].items())
+                                     + "); load_xray scales each by the depth its data needs"))
     return out
 
 # %% ../nbs/11_check.ipynb #322f90f0
@@ -127,13 +151,14 @@ def check_data(data_dir, # a data folder in the Kaggle NIH layout (Data_Entry_20
                decode:bool=True, # decode every pixel (else PIL's faster verify())
                seed:int=0, # which images `sample` picks
                progress:bool=True, # show a progress bar
+               exclude=None, # folder(s) under `data_dir` not to search for images (e.g. a run's output folder)
               )->dict:
     "Check an NIH data folder: metadata, official lists and images; a JSON-able report with `problems`."
     t0, problems = time.time(), []
     report = {'data_dir': str(Path(data_dir).resolve())}
     report['metadata'], df = check_metadata(data_dir, problems)
     if images and Path(data_dir).is_dir():
-        try: imgs = find_images(data_dir)
+        try: imgs = find_images(data_dir, exclude=exclude)
         except (ValueError, OSError) as e: problems.append(('error', str(e))); imgs = None
         if imgs is not None and not imgs: problems.append(('error', f"{data_dir}: no image files (.png/.jpg) found"))
         elif imgs is not None:
@@ -162,7 +187,8 @@ def format_report(report:dict, # from `check_data`
         lines.append(f"Images: {i['found_on_disk']:,} on disk, {i['listed_in_csv']:,} in the CSV, {i['missing']:,} missing, "
                      f"{i['checked']:,} checked{' (random sample)' if i['sampled'] else ''}")
         lines.append('  ' + ', '.join(f"{k}: {v:,}" for k, v in i['status'].items()))
-        lines.append('  modes: ' + ', '.join(f"{k} {v:,}" for k, v in i['modes'].items()) + f"; 16-bit: {i['sixteen_bit']}")
+        lines.append('  modes: ' + ', '.join(f"{k} {v:,}" for k, v in i['modes'].items()) + f"; 16-bit: {i['sixteen_bit']}"
+                     + (f" ({', '.join(f'{k} data: {v}' for k, v in i['sixteen_bit_data'].items())})" if i.get('sixteen_bit_data') else ''))
         lines.append('  sizes: ' + ', '.join(f"{k} {v:,}" for k, v in list(i['sizes'].items())[:8])
                      + (' ...' if len(i['sizes']) > 8 else ''))
     lines.append(f"Problems: {report['errors']} errors, {report['warnings']} warnings ({report['seconds']} s)")

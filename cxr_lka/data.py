@@ -4,13 +4,13 @@
 
 # %% auto #0
 __all__ = ['LABELS', 'NO_FINDING', 'IMAGE_EXTS', 'SPLITS', 'shared_data_dir', 'normalise_columns', 'parse_finding_labels',
-           'load_nih_metadata', 'find_images', 'attach_paths', 'patient_overlap', 'split_nih', 'stage_rows',
-           'BadImageError', 'MissingImageError', 'load_xray', 'atomic_write', 'resize_xray', 'ImageCache',
-           'build_cache', 'XrayReader', 'CentreResize', 'LabelReader', 'nih_dataloaders', 'label_report',
-           'plot_label_report', 'save_label_report', 'nih_files']
+           'load_nih_metadata', 'ImageIndex', 'find_images', 'match_images', 'describe_missing', 'attach_paths',
+           'patient_overlap', 'split_nih', 'stage_rows', 'BadImageError', 'MissingImageError', 'significant_bits',
+           'load_xray', 'atomic_write', 'resize_xray', 'ImageCache', 'build_cache', 'XrayReader', 'CentreResize',
+           'LabelReader', 'nih_dataloaders', 'label_report', 'plot_label_report', 'save_label_report', 'nih_files']
 
 # %% ../nbs/00_data.ipynb #727a2121
-import os, re, json, random, warnings, tempfile, multiprocessing
+import os, re, json, random, time, warnings, tempfile, multiprocessing
 from operator import itemgetter
 from pathlib import Path
 from concurrent.futures import ProcessPoolExecutor, as_completed
@@ -58,6 +58,10 @@ def _key(s) -> str: return re.sub(r'[^a-z0-9]', '', str(s).lower())
 _COL_ALIASES = {_key(c): c for c in _CANONICAL} | {'followup': 'Follow-up #', 'image': 'Image Index',
     'imagename': 'Image Index', 'imageid': 'Image Index', 'labels': 'Finding Labels', 'findinglabel': 'Finding Labels'}
 _LABEL_ALIASES = {_key(l): l for l in LABELS + [NO_FINDING]}
+
+def _bare(names:pd.Series) -> pd.Series:
+    "The file name part of each name, stripped (a relative path in the CSV works; '/' and '\\' both separate)."
+    return names.astype(str).str.strip().str.replace(r'^.*[/\\]', '', regex=True)
 
 def _rows(idx, n=5) -> str:
     "CSV line numbers (header is line 1) of the first `n` data rows in `idx`."
@@ -121,7 +125,7 @@ def load_nih_metadata(csv_path, # Data_Entry_2017.csv: Kaggle's, NIH's original 
     if missing: raise ValueError(f"{csv_path}: missing required column(s) {missing}; found {list(df.columns)}.")
     if df['Image Index'].isna().any():
         raise ValueError(f"{csv_path}: empty 'Image Index' at line(s) {_rows(np.flatnonzero(df['Image Index'].isna()))}.")
-    df['Image Index'] = df['Image Index'].astype(str).str.strip()
+    df['Image Index'] = _bare(df['Image Index'])    # 'images_001/images/x.png' -> 'x.png'
     dup = df['Image Index'].duplicated(keep=False)
     if dup.any():
         names = df.loc[dup, 'Image Index'].unique()[:5].tolist()
@@ -140,39 +144,98 @@ def load_nih_metadata(csv_path, # Data_Entry_2017.csv: Kaggle's, NIH's original 
 # %% ../nbs/00_data.ipynb #21010627
 IMAGE_EXTS = ('.png', '.jpg', '.jpeg')
 
-def find_images(root, # a folder: Kaggle layout (images_0XX/images/*.png) or flat, searched recursively
-                exts=IMAGE_EXTS, # file name endings that count as images (case-insensitive)
-               ) -> dict[str, Path]:
-    "Map image file name -> path for every image under `root` (one directory walk)."
-    root = Path(root)
-    if not root.is_dir(): raise FileNotFoundError(f"Image folder {root} does not exist.")
-    found, stack = {}, [root]
+class ImageIndex(dict):
+    "What `find_images` returns: a dict image name -> path, plus `duplicates`: name -> every path of a name found twice or more."
+    duplicates:dict = {}
+
+def _as_paths(x) -> list:
+    "None, one folder or several folders -> a list."
+    if x is None: return []
+    return [x] if isinstance(x, (str, os.PathLike)) else list(x)
+
+def _image_files(root, exts=IMAGE_EXTS, exclude=()):
+    "Yield (name, path) of every image file under `root`; hidden entries, `exclude`d folders and symlink loops are skipped."
+    skip = {os.path.realpath(p) for p in exclude}
+    seen, stack = set(), [os.fspath(root)]
     while stack:
-        with os.scandir(stack.pop()) as it:
+        d = stack.pop()
+        st = os.stat(d)
+        if (st.st_dev, st.st_ino) in seen or (skip and os.path.realpath(d) in skip): continue
+        seen.add((st.st_dev, st.st_ino))
+        with os.scandir(d) as it:
             for e in it:
                 if e.name.startswith('.'): continue
                 if e.is_dir(): stack.append(e.path)
-                elif e.name.lower().endswith(exts):
-                    if e.name in found:
-                        raise ValueError(f"Image {e.name} is in two places: {found[e.name]} and {e.path}; keep one.")
-                    found[e.name] = Path(e.path)
+                elif e.name.lower().endswith(exts): yield e.name, e.path
+
+def find_images(root, # a folder: Kaggle layout (images_0XX/images/*.png) or flat, searched recursively
+                exts=IMAGE_EXTS, # file name endings that count as images (case-insensitive)
+                exclude=None, # folder(s) not to search, e.g. a run's output folder inside `root`
+               ) -> ImageIndex: # a dict name -> path; `.duplicates` maps each name found in several places to all its paths
+    "Map image file name -> path for every image under `root` (one directory walk); names found twice are recorded, not fatal."
+    root = Path(root)
+    if not root.is_dir(): raise FileNotFoundError(f"Image folder {root} does not exist.")
+    found, dups = ImageIndex(), {}
+    for name, p in _image_files(root, tuple(exts), _as_paths(exclude)):
+        if name in found: dups.setdefault(name, [found[name]]).append(Path(p))
+        else: found[name] = Path(p)
+    found.duplicates = {n: sorted(ps) for n, ps in dups.items()}
     return found
 
 # %% ../nbs/00_data.ipynb #ca9c28be
+def match_images(names, # image names from the metadata ('Image Index'; a relative path each is fine)
+                 images:dict, # image name -> path, e.g. `find_images`
+                ) -> tuple: # (paths: a Series of Path or NaN, aligned with `names`; {name: [paths]} of names matched ambiguously)
+    "Find each name's file: by its file name part, exactly, else ignoring case; report names that match two files."
+    names = _bare(pd.Series(names))
+    paths = names.map(images).astype(object)
+    hits = set(names[paths.notna()])
+    miss = paths.isna()
+    ambiguous = {}
+    if miss.any() and images:
+        lower = {}
+        for n in images: lower.setdefault(n.lower(), []).append(n)
+        for i in np.flatnonzero(miss.to_numpy()):
+            cand = lower.get(names.iat[i].lower(), [])
+            if len(cand) > 1: ambiguous[names.iat[i]] = sorted(images[c] for c in cand)
+            elif cand and cand[0] not in hits: paths.iat[i] = images[cand[0]]; hits.add(cand[0])
+    dups = getattr(images, 'duplicates', {})
+    ambiguous.update({n: ps for n, ps in dups.items() if n in hits})
+    return paths, ambiguous
+
+def describe_missing(missing:list, # names listed in the metadata but not found
+                     n_listed:int, # how many names the metadata lists
+                     images:dict, # what was found on disk (name -> path)
+                    ) -> str: # one or two sentences
+    "The missing-images message: the count and first names; when most are missing, a CSV name next to a name on disk."
+    msg = (f"{len(missing)} of {n_listed} images listed in the metadata are missing on disk "
+           f"(first: {', '.join(missing[:5])}).")
+    if len(missing) > n_listed / 2:
+        seen = f"files found on disk are named like {sorted(images)[0]!r}" if images else "no image files were found on disk"
+        msg += f" The metadata names images like {missing[0]!r}; the {seen}."
+    return msg
+
 def attach_paths(df:pd.DataFrame, # metadata with an 'Image Index' column
                  images, # a `find_images` dict, or a folder to search
                  strict:bool=False, # raise `FileNotFoundError` if any image is missing
+                 exclude=None, # folder(s) not to search when `images` is a folder (e.g. the run's output folder)
                 ) -> pd.DataFrame: # rows with an image, plus a 'path' column; `.attrs['missing']` lists the others
-    "Add a 'path' column from `images`; report (or, if `strict`, refuse) rows whose image is missing."
-    if not isinstance(images, dict): images = find_images(images)
-    paths = df['Image Index'].map(images)
-    miss = df.loc[paths.isna(), 'Image Index'].tolist()
+    "Add a 'path' column from `images` ('Image Index' becomes the file's name on disk); report (or, if `strict`, refuse) rows whose image is missing."
+    if not isinstance(images, dict): images = find_images(images, exclude=exclude)
+    paths, ambiguous = match_images(df['Image Index'], images)
+    paths.index = df.index
+    if ambiguous:
+        n, ps = next(iter(ambiguous.items()))
+        more = f" ({len(ambiguous) - 1} more image(s) of the metadata likewise)" if len(ambiguous) > 1 else ''
+        raise ValueError(f"Image {n} of the metadata is in two places: {ps[0]} and {ps[1]}; keep one{more}.")
+    names = _bare(df['Image Index'])
+    miss = names[paths.isna()].tolist()
     if miss:
-        msg = (f"{len(miss)} of {len(df)} images listed in the metadata are missing on disk "
-               f"(first: {', '.join(miss[:5])}).")
-        if strict: raise FileNotFoundError(msg)
+        msg = describe_missing(miss, len(df), images)
+        if strict or len(miss) == len(df): raise FileNotFoundError(msg)
         warnings.warn(msg + " Their rows are left out.")
     out = df.assign(path=paths)[paths.notna()].copy()
+    out['Image Index'] = [p.name for p in out['path']]     # the file's own name: the key of the cache and the split lists
     out.attrs['missing'] = miss
     return out
 
@@ -298,26 +361,36 @@ class MissingImageError(BadImageError, FileNotFoundError):
 
 _MODES16 = ('I;16', 'I;16B', 'I;16L', 'I;16N', 'I')
 
+def significant_bits(a:np.ndarray, # the pixels of a 16-bit image
+                    ) -> int: # 8..16
+    "The smallest bit depth >= 8 (at most 16) that holds the image's largest value: 12 for 0..4095 data."
+    return min(16, max(8, int(a.max()).bit_length() if a.size else 0))
+
 def load_xray(path, # an image file (PNG/JPEG)
-             ) -> Image.Image: # mode 'L', 8 bits
-    "Read an X-ray as 8-bit grayscale: L as is, RGB(A)/LA/P to luminance, 16-bit scaled over the full 0..65535 range."
+              with_bits:bool=False, # also return the bit depth the pixels were scaled from
+             ): # mode 'L', 8 bits (with `with_bits`: (image, bits), bits 8 for 8-bit files)
+    "Read an X-ray as 8-bit grayscale: L as is, RGB(A)/LA/P to luminance, 16-bit scaled by the bit depth its data needs (12-bit data: /4095)."
     path = Path(path)
     if not path.is_file(): raise MissingImageError(f"Image {path} does not exist.")
     if path.stat().st_size == 0: raise BadImageError(f"Image {path} is an empty (0-byte) file.")
     try:
         with Image.open(path) as im:
             im.load()
-            if im.mode == 'L': return im.copy()
-            if im.mode in _MODES16:
+            bits = 8
+            if im.mode == 'L': out = im.copy()
+            elif im.mode in _MODES16:
                 a = np.asarray(im).astype(np.float64)
-                return Image.fromarray(np.clip(np.rint(a / 257.0), 0, 255).astype(np.uint8), 'L')
-            if im.mode == 'F': raise BadImageError(f"Image {path} has float pixels (mode 'F'); expected 8- or 16-bit.")
-            try: return im.convert('L')
-            except ValueError: raise BadImageError(f"Image {path} has mode {im.mode!r}, which cannot be made grayscale.") from None
+                bits = significant_bits(a)
+                out = Image.fromarray(np.clip(np.rint(a * (255.0 / (2**bits - 1))), 0, 255).astype(np.uint8), 'L')
+            elif im.mode == 'F': raise BadImageError(f"Image {path} has float pixels (mode 'F'); expected 8- or 16-bit.")
+            else:
+                try: out = im.convert('L')
+                except ValueError: raise BadImageError(f"Image {path} has mode {im.mode!r}, which cannot be made grayscale.") from None
     except BadImageError: raise
     except UnidentifiedImageError: raise BadImageError(f"Image {path} is not an image file PIL can read.") from None
     except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as e:
         raise BadImageError(f"Image {path} is corrupt or truncated ({e}).") from None
+    return (out, bits) if with_bits else out
 
 # %% ../nbs/00_data.ipynb #f5d1a321
 _METHOD = "fastai Resize(size) [ResizeMethod.Crop, bilinear, centre crop (split_idx=1)] after load_xray"
@@ -356,9 +429,14 @@ class ImageCache:
         m = json.loads(mf.read_text())
         self.size, self.method, self.names = int(m['size']), m['method'], list(m['names'])
         self.index = {n: i for i, n in enumerate(self.names)}
+        n = len(self.names)
         done = np.load(self.path/'done.npy') if (self.path/'done.npy').is_file() else np.zeros(0, bool)
-        self.done = np.zeros(len(self.names), bool)
-        self.done[:min(len(done), len(self.names))] = done[:len(self.names)]
+        self.done = np.zeros(n, bool)
+        self.done[:min(len(done), n)] = done[:n]
+        # per entry the source file's (st_size, st_mtime_ns) when it was decoded; -1: unknown (a cache from before stamps)
+        st = np.load(self.path/'stamps.npy') if (self.path/'stamps.npy').is_file() else np.zeros((0, 2), np.int64)
+        self.stamps = np.full((n, 2), -1, np.int64)
+        self.stamps[:min(len(st), n)] = st[:n]
         bf = self.path/'bad.json'
         self.bad = json.loads(bf.read_text()) if bf.is_file() else {}
         self._arr = None
@@ -409,14 +487,20 @@ def _as_items(items) -> dict:
     return {Path(p).name: Path(p) for p in items}
 
 # %% ../nbs/00_data.ipynb #462597de
+def _stamp(p) -> tuple:
+    "(st_size, st_mtime_ns) of a file; (-2, -2) if it cannot be read (never equal to a stored stamp)."
+    try: s = os.stat(p); return (s.st_size, s.st_mtime_ns)
+    except OSError: return (-2, -2)
+
 def build_cache(items, # frame with 'Image Index' and 'path', a dict name -> path, or a list of paths
                 cache_dir, # cache root; the images go to `cache_dir/{size}px/`
                 size:int=224, # side length of the cached images
                 n_workers:int|None=None, # worker processes (None: all cores; 0: in this process)
-                chunk:int=64, # images per unit of work (and per resume checkpoint)
+                chunk:int=64, # images per unit of work
+                save_every:float=5.0, # seconds between saves of the progress (a killed build redoes at most this much)
                 progress:bool=True, # show a progress bar
-               ) -> ImageCache:
-    "Decode and resize every image once, in parallel and resumably, into a size-specific cache; report bad images."
+               ) -> ImageCache: # with `built`, `skipped` and `refreshed` (entries decoded again: their file changed) counts
+    "Decode and resize every image once, in parallel and resumably, into a size-specific cache; re-decode changed files; report bad images."
     items = _as_items(items)
     folder = Path(cache_dir)/f'{size}px'
     folder.mkdir(parents=True, exist_ok=True)
@@ -436,24 +520,39 @@ def build_cache(items, # frame with 'Image Index' and 'path', a dict name -> pat
     _atomic_write(mf, json.dumps({'size': size, 'method': _METHOD, 'format': 'uint8 memmap (N, size, size), C order',
                                   'names': names}).encode())
     cache = ImageCache(folder)
-    todo = [(cache.index[n], str(p)) for n, p in items.items() if not cache.done[cache.index[n]]]
+    todo, stale, new_stamps = [], [], {}
+    for n, p in items.items():
+        i = cache.index[n]
+        new_stamps[i] = s = _stamp(p)
+        if cache.done[i]:
+            if tuple(cache.stamps[i]) == s: continue
+            stale.append(n); cache.done[i] = False     # not trusted until decoded again
+        todo.append((i, str(p)))
     bad = {n: e for n, e in cache.bad.items() if n not in items}
-    def save():
-        buf = tempfile.SpooledTemporaryFile()
-        np.save(buf, cache.done); buf.seek(0)
-        _atomic_write(folder/'done.npy', buf.read())
+    def save():   # stamps first: a build killed between the two files leaves entries not done, i.e. redone
+        for f, a in (('stamps.npy', cache.stamps), ('done.npy', cache.done)):
+            with tempfile.SpooledTemporaryFile() as buf:
+                np.save(buf, a); buf.seek(0)
+                _atomic_write(folder/f, buf.read())
         _atomic_write(folder/'bad.json', json.dumps(bad, indent=1).encode())
+    if stale: save()
     chunks = [todo[i:i+chunk] for i in range(0, len(todo), chunk)]
     args = (str(data), len(names), size)
+    last = [time.monotonic()]
     def record(ok, b):
+        if ok: cache.stamps[ok] = np.array([new_stamps[i] for i in ok], np.int64)
         cache.done[ok] = True
         for i, e in b.items(): bad[names[i]] = e
-        save()
+        if time.monotonic() - last[0] >= save_every: save(); last[0] = time.monotonic()   # not per chunk: ~2 MB of masks each time on NIH
     for res in _pmap(_cache_chunk, [(*args, c) for c in chunks], n_workers, progress): record(*res)
     save()
     cache = ImageCache(folder)
     cache.built = len(todo) - sum(1 for n in bad if n in items)
     cache.skipped = len(items) - len(todo)
+    cache.refreshed = len(stale)
+    if stale:
+        warnings.warn(f"{len(stale)} cached image(s) were decoded again because their file changed since it was cached -- "
+                      f"another file of the same name, or a cache from before file stamps (first: {', '.join(stale[:5])}).")
     if bad:
         warnings.warn(f"{len(bad)} image(s) could not be cached (first: {', '.join(list(bad)[:5])}); "
                       f"see {folder/'bad.json'}.")
@@ -577,20 +676,38 @@ def save_label_report(df:pd.DataFrame, # metadata with label columns, and option
     return paths
 
 # %% ../nbs/00_data.ipynb #a808f018
+def _is_metadata(p:Path) -> bool:
+    "Whether the CSV's header (read alone) has the metadata columns 'Image Index', 'Finding Labels', 'Patient ID' (under any name `normalise_columns` knows)."
+    try: return set(_REQUIRED) <= set(normalise_columns(pd.read_csv(p, nrows=0), p).columns)
+    except (ValueError, OSError, UnicodeDecodeError, pd.errors.ParserError, pd.errors.EmptyDataError): return False
+
+def _find_csv(d:Path) -> tuple: # (the metadata CSV or None, why none: a phrase)
+    csvs = sorted(p for p in d.iterdir() if p.suffix.lower() == '.csv' and p.is_file())
+    if (d/'Data_Entry_2017.csv') in csvs: return d/'Data_Entry_2017.csv', ''
+    de = sorted((p for p in csvs if p.name.lower().startswith('data_entry_2017')),
+                key=lambda p: (p.name.lower() != 'data_entry_2017.csv', p.name))
+    if de: return de[0], ''
+    idx = [p for p in csvs if _is_metadata(p)]   # not BBox_List_2017.csv: it has 'Image Index' but no 'Patient ID'
+    if len(idx) == 1:
+        warnings.warn(f"{d}: no Data_Entry_2017.csv; using {idx[0].name}, the only CSV with the columns {_REQUIRED}.")
+        return idx[0], ''
+    if idx: return None, (f"several CSV files have the columns {_REQUIRED} ({', '.join(p.name for p in idx)}); "
+                          "name the metadata Data_Entry_2017.csv")
+    return None, (f"CSV files seen: {', '.join(p.name for p in csvs)}, none with the columns {_REQUIRED}" if csvs
+                  else "no CSV file in the folder")
+
 def nih_files(data_dir, # e.g. /kaggle/input/data
               need_images:bool=True, # fail if no image file is found under `data_dir`
               need_lists:bool=False, # fail if train_val_list.txt / test_list.txt are missing
              ) -> dict: # {'csv', 'train_val_list', 'test_list', 'images'}: paths (or None when absent and not needed)
-    "Locate Data_Entry_2017.csv, the official split lists and the image root in an NIH (Kaggle-layout) data folder."
+    "Locate Data_Entry_2017.csv (or the folder's one metadata CSV), the official split lists and the image root of an NIH data folder."
     d = Path(data_dir)
     if not d.is_dir(): raise FileNotFoundError(f"Data folder {d} does not exist.")
-    csvs = sorted(d.glob('Data_Entry_2017*.csv'))
-    csv = d/'Data_Entry_2017.csv' if (d/'Data_Entry_2017.csv').is_file() else (csvs[0] if csvs else None)
+    csv, why = _find_csv(d)
     lists = {k: (d/f'{k}.txt' if (d/f'{k}.txt').is_file() else None) for k in ('train_val_list', 'test_list')}
-    has_img = any(p.suffix.lower() in IMAGE_EXTS for sub in [d, *d.glob('images*'), *d.glob('images*/images')]
-                  for p in (sub.iterdir() if sub.is_dir() else []))
-    missing = [] if csv else ['Data_Entry_2017.csv']
+    has_img = next(_image_files(d), None) is not None     # the walk find_images makes, stopped at the first image
+    missing = [] if csv else [f'Data_Entry_2017.csv ({why})']
     if need_lists: missing += [f'{k}.txt' for k, v in lists.items() if v is None]
-    if need_images and not has_img: missing.append('images (images_0XX/images/*.png, images/*.png or *.png)')
+    if need_images and not has_img: missing.append('images (.png/.jpg files anywhere below it, e.g. images_0XX/images/*.png)')
     if missing: raise FileNotFoundError(f"{d} lacks {', '.join(missing)}; expected the Kaggle NIH layout.")
     return {'csv': csv, **lists, 'images': d if has_img else None}

@@ -263,7 +263,9 @@ def prepare_data(cfg:TrainConfig, # the run's configuration
     meta = load_nih_metadata(files['csv'])
     with warnings.catch_warnings():
         warnings.simplefilter('ignore')          # reported below, with the file it is written to
-        df = attach_paths(meta, find_images(files['images']), strict=cfg.strict)
+        root = Path(files['images']).resolve()   # the run's own outputs are not searched when they sit inside it
+        skip = [d.resolve() for d in (Path(cfg.out_dir), cfg.cache_dir and Path(cfg.cache_dir)) if d and d.resolve() != root]
+        df = attach_paths(meta, find_images(root, exclude=skip), strict=cfg.strict)
     missing = list(df.attrs.get('missing', []))
     if main: (out/'missing_images.txt').unlink(missing_ok=True)
     if missing:

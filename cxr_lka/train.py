@@ -101,10 +101,18 @@ class TrainConfig:
         if self.attention is not None: _one_of('attention', self.attention, ATTENTION)
         _one_of('loss', self.loss, LOSSES)
         if self.fp16 not in (True, False, 'auto'): raise ValueError(f"fp16 must be True, False or 'auto', not {self.fp16!r}.")
-        for k in ('image_size', 'batch_size', 'lr_find_iters'):
-            if int(getattr(self, k)) < 1: raise ValueError(f"{k} must be a positive integer, not {getattr(self, k)!r}.")
-        for k in ('epochs', 'freeze_epochs', 'patience', 'gradcam_n'):
-            if int(getattr(self, k)) < 0: raise ValueError(f"{k} must be >= 0, not {getattr(self, k)!r}.")
+        def _int(k, lo):
+            v = getattr(self, k)
+            if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < lo:
+                raise ValueError(f"{k} must be an integer >= {lo}, not {v!r}.")
+        for k in ('image_size', 'batch_size', 'lr_find_iters'): _int(k, 1)
+        for k in ('epochs', 'freeze_epochs', 'patience', 'gradcam_n'): _int(k, 0)
+        for k in ('num_workers', 'max_images'):
+            if getattr(self, k) is not None: _int(k, 0 if k == 'num_workers' else 1)
+        for k in ('lr', 'wd', 'lr_mult', 'valid_pct', 'dropout'):
+            v = getattr(self, k)
+            if v is not None and (isinstance(v, bool) or not isinstance(v, (int, float, np.number))):
+                raise ValueError(f"{k} must be a number, not {v!r}.")
         if not 0 < self.valid_pct < 1: raise ValueError(f"valid_pct must lie in (0, 1), not {self.valid_pct!r}.")
         if len(self.lr_max) != 2: raise ValueError(f"lr_max must be (lo, hi) for slice(lo, hi), not {self.lr_max!r}.")
         return self

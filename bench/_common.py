@@ -88,3 +88,22 @@ def silence_progress():
         import fastprogress.fastprogress as fp
         fp.NO_BAR = True
     except ImportError: pass
+
+def step_parser(desc:str, repeat:int=3) -> argparse.ArgumentParser:
+    "`base_parser` plus the options of the scripts that time model steps: --bs, --size, --repeat, --device."
+    p = base_parser(desc)
+    p.add_argument("--bs", type=int, default=None, help="batch size (default 8; --full: 64)")
+    p.add_argument("--size", type=int, default=None, help="image side (default 128; --full: 224)")
+    p.add_argument("--repeat", type=int, default=repeat, help="timed calls per variant (best is kept)")
+    p.add_argument("--device", default=None, help="cpu or cuda (default: cuda when available)")
+    return p
+
+def step_setup(a) -> tuple:
+    """(device, clock, batch size, image size) from `step_parser`'s arguments. CUDA work is asynchronous:
+    timed by the wall clock after a synchronize; on a CPU with clock 'cpu', one thread (or --threads)."""
+    import torch
+    dev = torch.device(a.device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    clock = "wall" if dev.type == "cuda" else a.clock
+    if a.threads or clock == "cpu": torch.set_num_threads(a.threads or 1)
+    if dev.type == "cuda": torch.backends.cudnn.benchmark = True
+    return dev, clock, a.bs or (64 if a.full else 8), a.size or (224 if a.full else 128)

@@ -51,18 +51,9 @@ def fwd_bwd(f, x, params, device):
     return run
 
 def main():
-    p = base_parser(__doc__)
-    p.add_argument("--bs", type=int, default=None)
-    p.add_argument("--size", type=int, default=None)
-    p.add_argument("--repeat", type=int, default=3)
-    p.add_argument("--device", default=None, help="cpu or cuda (default: cuda when available)")
-    a = p.parse_args()
-    dev = torch.device(a.device or ("cuda" if torch.cuda.is_available() else "cpu"))
-    clock = "wall" if dev.type == "cuda" else a.clock
-    if a.threads or clock == "cpu": torch.set_num_threads(a.threads or 1)
+    a = step_parser(__doc__).parse_args()
+    dev, clock, bs, size = step_setup(a)
     warnings.filterwarnings("ignore")
-    bs = a.bs or (64 if a.full else 8); size = a.size or (224 if a.full else 128)
-    if dev.type == "cuda": torch.backends.cudnn.benchmark = True
     from cxr_lka.attention import LKA
     print(header(f"LKA overhead, part by part: forward+backward ms ({dev.type})", a))
     print(f"Batch {bs} at {size} px (the feature map each LKA site sees), best of {a.repeat} round-robin calls after "

@@ -39,19 +39,11 @@ def make_step(model_name:str, device, bs:int, size:int, channels_last:bool=False
     return run
 
 def main():
-    p = base_parser(__doc__)
-    p.add_argument("--bs", type=int, default=None)
-    p.add_argument("--size", type=int, default=None)
+    p = step_parser(__doc__, repeat=5)
     p.add_argument("--steps", type=int, default=1, help="optimizer steps per timed call")
-    p.add_argument("--repeat", type=int, default=5, help="timed calls per variant (best is kept)")
-    p.add_argument("--device", default=None, help="cpu or cuda (default: cuda when available)")
     a = p.parse_args()
-    dev = torch.device(a.device or ("cuda" if torch.cuda.is_available() else "cpu"))
-    clock = "wall" if dev.type == "cuda" else a.clock          # CUDA work is asynchronous: wall time after synchronize
-    if a.threads or clock == "cpu": torch.set_num_threads(a.threads or 1)
+    dev, clock, bs, size = step_setup(a)
     warnings.filterwarnings("ignore"); silence_progress()
-    bs = a.bs or (64 if a.full else 8); size = a.size or (224 if a.full else 128)
-    if dev.type == "cuda": torch.backends.cudnn.benchmark = True
     variants = {  # label -> (model, channels_last, amp, optimizer)
         "cxr_lka LKA": ("lka", False, False, "torch"),
         "paper layout LKA": ("paper", False, False, "torch"),

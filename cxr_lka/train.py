@@ -610,10 +610,13 @@ def _data_id(df:pd.DataFrame) -> str:
     t = df[['Image Index', 'Patient ID', 'split', *LABELS]].sort_values('Image Index')
     return hashlib.sha1(t.to_csv(index=False).encode()).hexdigest()[:16]
 
-def _check_same_data(state, df, path):
-    if state is not None and state.get('data') not in (None, _data_id(df)):
+def _check_same_data(state, df, path) -> str:
+    "The data fingerprint of `df`; a ValueError if `state` was saved on other data."
+    did = _data_id(df)
+    if state is not None and state.get('data') not in (None, did):
         raise ValueError(f"{path} was written by a run on other data (the images, patients, labels or split differ "
                          "from this data folder's); use another out_dir, or set resume=False to start over.")
+    return did
 
 def _write_json(obj, path):
     atomic_write(path, lambda t: Path(t).write_text(json.dumps(obj, indent=1, default=str)))
@@ -652,7 +655,7 @@ def train_stage(cfg:TrainConfig, # the run's configuration (cfg.stage: 'stage1' 
     if main: cfg.save(out/'config.json')
     with oom_hint(cfg):
         data = prepare_data(cfg, notes)
-        _check_same_data(state, data.df, state_path)
+        did = _check_same_data(state, data.df, state_path)
         learn = make_learner(cfg, data.dls, stage_model(cfg, notes), make_loss(cfg, data.rows))
         learn.run_data = data
         lr = cfg.lr
@@ -664,7 +667,7 @@ def train_stage(cfg:TrainConfig, # the run's configuration (cfg.stage: 'stage1' 
             _say(f"resuming from {state_path}: phase {state['phase']} ({phases[state['phase']].name}), "
                  f"epoch {state['epoch']}{' (finished)' if state['done'] else ''}", notes)
         run_phases(learn, phases, state_path, hist_path, cbs=cbs, state=state,
-                   extra=dict(config=cfg.to_dict(), lr=lr, data=_data_id(data.df)))
+                   extra=dict(config=cfg.to_dict(), lr=lr, data=did))
     if not main: return learn
     n = data.rows.split.value_counts()
     save_checkpoint(learn.model, out/'model.pth',

@@ -42,3 +42,9 @@ readme: install
 
 bench: install
 	$(BIN)/python bench/run_all.py
+
+# The wheel data set for installing cxr_lka on Kaggle with Internet off (kaggle/README.md):
+# upload with `kaggle datasets create -p outputs/kaggle-dataset`.
+.PHONY: kaggle-dataset
+kaggle-dataset: install
+	$(BIN)/python -m cxr_lka.kaggle --out outputs/kaggle-dataset $(KAGGLE_DATASET_ARGS)

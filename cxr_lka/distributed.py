@@ -5,7 +5,8 @@
 # %% auto #0
 __all__ = ['world', 'patch_fastai_distributed', 'unpatch_fastai_distributed', 'distrib_kwargs', 'ddp_ctx', 'weights_checksum',
            'distributed_training', 'is_main_process', 'main_process_first', 'per_process_bs', 'free_port',
-           'torchrun_cmd', 'launch', 'ddp_selfcheck', 'train_ddp', 'train_ddp_cli']
+           'torchrun_cmd', 'launch', 'ddp_selfcheck', 'train_ddp', 'train_ddp_cli', 'visible_gpus', 'n_processes',
+           'train_stage_auto']
 
 # %% ../nbs/13_distributed.ipynb #938d8135
 import contextlib, json, os, socket, subprocess, sys, tempfile, warnings
@@ -18,6 +19,7 @@ from fastai.learner import Learner, defaults
 from fastai.callback.progress import ProgressCallback
 from fastai.torch_core import rank_distrib, num_distrib
 import fastai.distributed as fdist
+from torch.distributed.elastic.multiprocessing.errors import record
 
 # %% ../nbs/13_distributed.ipynb #5d4f6ac1
 def world() -> dict:
@@ -272,3 +274,60 @@ def train_ddp_cli(stage:Param("stage1 or stage2", str),
                   keep_global_batch:Param("the config's batch size is the global batch (each process takes batch_size/nproc)", bool_arg)=True):
     "Train a stage of cxr_lka data-parallel (PyTorch DDP through fastai) in several processes."
     train_ddp(stage, config, nproc=nproc, keep_global_batch=keep_global_batch)
+
+# %% ../nbs/13_distributed.ipynb #fdb67f80
+def visible_gpus() -> int:
+    "GPUs this process may use, counted through NVML: CUDA is not initialised, so Accelerate's `notebook_launcher` can still fork this process."
+    os.environ.setdefault('PYTORCH_NVML_BASED_CUDA_CHECK', '1')   # from now on torch.cuda.is_available() asks NVML too
+    return torch.cuda.device_count() if torch.cuda.is_available() else 0
+
+def n_processes(n_gpus='auto', # 'auto': one process per visible GPU; an int: that many
+               ) -> int:
+    "Processes for data-parallel training: 'auto' = one per visible GPU (one without a GPU); an int = that many (on a machine without GPUs, CPU processes over gloo, as in the tests)."
+    g = visible_gpus()
+    if n_gpus in ('auto', None): return max(1, g)
+    if isinstance(n_gpus, bool) or not isinstance(n_gpus, int) or n_gpus < 1:
+        raise ValueError(f"n_gpus must be 'auto' or an integer >= 1, not {n_gpus!r}.")
+    if g and n_gpus > g: raise ValueError(f"n_gpus={n_gpus} but only {g} GPU(s) are visible; use n_gpus='auto' or at most {g}.")
+    return n_gpus
+
+# %% ../nbs/13_distributed.ipynb #5f495f2d
+@record
+def _launched(stage, config, keep_global_batch):
+    "One process of `train_stage_auto`, forked by `notebook_launcher` (its rank in the environment): `train_ddp`'s worker side."
+    if not torch.cuda.is_available(): torch.set_num_threads(max(1, (os.cpu_count() or 1) // world()['world_size']))
+    train_ddp(stage, config, keep_global_batch=keep_global_batch)
+
+def _root_cause(e:BaseException) -> str:
+    "What went wrong, as the failed worker said it (`@record` puts the worker's exception into the `ChildFailedError`)."
+    for rank, f in sorted(getattr(e, 'failures', {}).items()):
+        msg = f.message.get('message', '') if isinstance(f.message, dict) else f.message
+        if msg and 'To enable traceback' not in msg: return f"rank {rank}: {' '.join(str(msg).split())[:1500]}"
+    return ' '.join(f"{type(e).__name__}: {e}".split())[:1500]
+
+def train_stage_auto(cfg, # a `TrainConfig` (stage 'stage1' or 'stage2') or the path of one saved as JSON
+                     n_gpus='auto', # 'auto': data-parallel on all visible GPUs (one process without a GPU); an int: that many processes
+                     keep_global_batch:bool=True, # cfg.batch_size is the global batch: each process takes batch_size / processes
+                    ) -> dict: # stage, world_size, batch sizes, device, final metrics (one process: also 'learn')
+    "Train `cfg`'s stage from a notebook on all visible GPUs: Accelerate's `notebook_launcher` forks one process per GPU, each trains under fastai's `distrib_ctx` (`train_ddp`); one device: in this process."
+    cfg = _load_config(cfg)
+    fn, n = _stage_fns(cfg.stage), n_processes(n_gpus)
+    if n == 1:
+        from cxr_lka.train import resolve_device
+        learn = fn(cfg)
+        return dict(stage=cfg.stage, world_size=1, batch_size_per_process=cfg.batch_size, global_batch_size=cfg.batch_size,
+                    device=resolve_device(cfg.device).type, metrics=_final_metrics(learn), learn=learn)
+    per = per_process_bs(cfg.batch_size, n) if keep_global_batch else cfg.batch_size
+    if torch.cuda.is_initialized():
+        raise RuntimeError("CUDA is already initialised in this process, so notebook_launcher cannot fork it into GPU workers: restart the "
+                           "kernel and run the cells in order (the GPU pre-flight asks a child process; nothing before training may touch the GPU).")
+    from accelerate import notebook_launcher
+    from cxr_lka.kaggle import session_start
+    os.environ.setdefault('CXR_LKA_SESSION_START', str(session_start()))   # the workers' time estimates count from the session's start
+    out = Path(cfg.out_dir); out.mkdir(parents=True, exist_ok=True)
+    path = cfg.save(out/f'ddp_{cfg.stage}_config.json')
+    print(f"{cfg.stage}: data-parallel in {n} processes ({'one per GPU' if visible_gpus() else 'CPU, gloo'}), {per} images per process "
+          f"per step, global batch {per * n}" + (" (the config's: the recipe's learning rates apply)" if keep_global_batch else ''))
+    try: notebook_launcher(_launched, args=(cfg.stage, str(path), keep_global_batch), num_processes=n, use_port=str(free_port()))
+    except Exception as e: raise RuntimeError(f"{cfg.stage} in {n} data-parallel processes failed: {_root_cause(e)}") from e
+    return json.loads((out/f'ddp_{cfg.stage}.json').read_text())

@@ -41,11 +41,6 @@ def runs(tmp_path_factory):
         out[name] = d/name
     return out
 
-def test_help():
-    p = cli('--help', check=True)
-    for w in ('--out', '--reference', '--no-clustered', '--n_resamples', '--seed', '--level', 'runs'):
-        assert w in p.stdout, (w, p.stdout)
-
 def test_run_against_itself(runs, tmp_path):
     p = cli(runs['A'], runs['A'], '--out', tmp_path, '--n_resamples', 200, check=True)
     df = pd.read_csv(tmp_path/'comparison.csv')
@@ -83,3 +78,8 @@ def test_refuses_different_test_images(runs, tmp_path):
     assert len(err) == 1 and err[0].startswith('cxr-lka-compare: error: '), p.stderr
     assert 'not scored on the same test set' in err[0] and "7 of A's missing from short" in err[0], err[0]
     assert not (tmp_path/'out'/'comparison.csv').exists()
+
+def test_help():
+    p = cli('--help', check=True)
+    for w in ('--out', '--reference', '--no-clustered', '--n_resamples', '--seed', '--level', 'runs'):
+        assert w in p.stdout, (w, p.stdout)

@@ -10,7 +10,8 @@ import argparse, re, subprocess, sys, time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-SCRIPTS = {"data": "bench_data.py", "train": "bench_train.py", "infer": "bench_infer.py", "memory": "bench_memory.py", "lka": "bench_lka.py"}
+SCRIPTS = {"data": "bench_data.py", "train": "bench_train.py", "infer": "bench_infer.py", "memory": "bench_memory.py", "lka": "bench_lka.py",
+           "subgroups": "bench_subgroups.py"}
 
 def run(name:str, extra:list) -> str:
     "Run one benchmark script; its markdown output (stdout)."

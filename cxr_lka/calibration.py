@@ -60,7 +60,7 @@ def calibration_errors(targets, # [N, C] 0/1 ground truth
     brier = (w @ (p - t)**2)/tot
     return (ece, brier) if weights is not None and np.ndim(weights) == 2 else (ece[0], brier[0])
 
-# %% ../nbs/06b_calibration.ipynb #20a4e8ba
+# %% ../nbs/06b_calibration.ipynb #d04e3e67
 def calibration_metrics(targets, # [N, C] 0/1 ground truth
                         probs, # [N, C] predicted probabilities
                         patients, # [N] patient ids (the resampling unit)
@@ -89,7 +89,7 @@ def calibration_metrics(targets, # [N, C] 0/1 ground truth
     res.attrs.update(n_bins=n_bins, n_resamples=n_resamples, seed=seed, level=level, ece_interval='basic', brier_interval='percentile')
     return res
 
-# %% ../nbs/06b_calibration.ipynb #e0f0c251
+# %% ../nbs/06b_calibration.ipynb #a0368d12
 _EPS = 1e-12  # probabilities are clipped to [_EPS, 1 - _EPS] before the logit (exact 0 and 1 have none)
 
 def _logit(p): 
@@ -128,7 +128,7 @@ def apply_temperature(probs, # [N, C] predicted probabilities
     out = expit(_logit(p)/np.where(np.isnan(T), 1, T))
     return np.where(np.isnan(T), p, out)
 
-# %% ../nbs/06b_calibration.ipynb #30f29ae1
+# %% ../nbs/06b_calibration.ipynb #2a940a48
 def plot_reliability(targets, # [N, C] 0/1 ground truth
                      probs, # [N, C] predicted probabilities
                      probs_after=None, # [N, C] the same after temperature scaling (drawn too when given)
@@ -171,7 +171,7 @@ def plot_reliability(targets, # [N, C] 0/1 ground truth
     fig.tight_layout()
     return fig
 
-# %% ../nbs/06b_calibration.ipynb #8b99c52b
+# %% ../nbs/06b_calibration.ipynb #d09f6f16
 def calibration_markdown(before:pd.DataFrame, # `calibration_metrics` of the test predictions
                          after:pd.DataFrame|None=None, # ... after temperature scaling
                          temperatures:pd.Series|None=None, # the fitted temperatures
@@ -200,7 +200,7 @@ def calibration_markdown(before:pd.DataFrame, # `calibration_metrics` of the tes
                      "Temperature scaling keeps the ranking: every AUC is unchanged.")
     return '\n'.join(['## Calibration (test split)', '', *lines, '', *[f"- {n}" for n in notes], ''])
 
-# %% ../nbs/06b_calibration.ipynb #e0aa10db
+# %% ../nbs/06b_calibration.ipynb #d001297f
 _FILES = ('subgroups.csv', 'subgroups.md', 'subgroups_forest.png', 'calibration.csv', 'calibration.md', 'calibration.png')
 
 def _ci2(lo, hi): return [lo, hi]

@@ -31,7 +31,7 @@ def parse_ages(ages, # NIH 'Patient Age' values: 58, '058Y', '006M' (months), '0
     unit = m[1].map({'': 1., 'Y': 1., 'M': 12., 'D': 365.}).astype(float)
     return (pd.to_numeric(m[0], errors='coerce')/unit).astype(float)
 
-# %% ../nbs/06a_subgroups.ipynb #30186781
+# %% ../nbs/06a_subgroups.ipynb #a93f7aea
 def _band_names(edges) -> list:
     "'0-19', '20-39', ..., '80+' for lower edges (0, 20, ..., 80)."
     return [f'{lo}-{hi - 1}' for lo, hi in zip(edges, edges[1:])] + [f'{edges[-1]}+']
@@ -53,7 +53,7 @@ def age_bands(ages, # NIH 'Patient Age' values (any spelling `parse_ages` reads)
     res.attrs.update(n_impossible=int(impossible.sum()), n_unreadable=int(a.isna().sum()), max_age=max_age)
     return res
 
-# %% ../nbs/06a_subgroups.ipynb #250f7466
+# %% ../nbs/06a_subgroups.ipynb #819748fe
 ATTRIBUTES = ('Patient Gender', 'Patient Age', 'View Position')  # NIH's columns; 'Patient Age' is cut into AGE_EDGES bands
 AGE_COLUMN = 'Patient Age'
 DISPLAY_NAMES = {'Patient Gender': 'Sex', 'Patient Age': 'Age', 'View Position': 'View'}  # attribute -> name in tables
@@ -115,7 +115,7 @@ def make_partitions(test_frame:pd.DataFrame, # one row per test image
     if len(set(names)) < len(names): raise ValueError(f"subgroups: attribute(s) named twice: {names}.")
     return out
 
-# %% ../nbs/06a_subgroups.ipynb #b653b7c4
+# %% ../nbs/06a_subgroups.ipynb #7d104d6f
 class _PairCounts:
     "One class's images in K groups, sorted once, for weighted Mann-Whitney pair counts within and between groups."
     def __init__(self, y, p, codes, K, missed=None):
@@ -171,7 +171,7 @@ def group_auc(targets, # [N] 0/1 ground truth of one class
     g, r = _group_rest_auc(U, P, Nn)
     return (g, r) if weights is not None and np.ndim(weights) == 2 else (g[0], r[0])
 
-# %% ../nbs/06a_subgroups.ipynb #712df661
+# %% ../nbs/06a_subgroups.ipynb #33d9ff2a
 MIN_COUNT = 10  # least positives and negatives of a class in a subgroup (and in its rest) for an AUC or a gap
 
 @dataclass
@@ -237,7 +237,7 @@ class _Engine:
             out.append(r)
         return out
 
-# %% ../nbs/06a_subgroups.ipynb #ef059fec
+# %% ../nbs/06a_subgroups.ipynb #0fe6312b
 def _row(point, boot, level, ok, gap_ok):
     "value, CI, rest value, gap, gap CI of one quantity; point/boot are (group, rest) pairs."
     (v, vr), (b, br) = point, boot
@@ -339,7 +339,7 @@ def subgroup_metrics(test_frame:pd.DataFrame, # one row per test image, in the o
     return SubgroupResult(pd.DataFrame(auc_rows), pd.DataFrame(ud_rows) if thr is not None else None,
                           pd.DataFrame(fnr_rows) if thr is not None else None, info)
 
-# %% ../nbs/06a_subgroups.ipynb #7ebcfbf2
+# %% ../nbs/06a_subgroups.ipynb #46845254
 def simulate_predictions(targets, # [N, C] 0/1 ground truth
                          patients, # [N] patient id of each image (they share a score offset)
                          weaker=None, # [N] bool: images whose positives score `gap` logits lower (None: none)
@@ -384,7 +384,7 @@ def simulate_test_set(n_patients:int=600, # patients
     probs = simulate_predictions(y, pid, sex == 'F', gap, signal, offset_sd, seed=int(rng.integers(2**31)))
     return frame, probs, y
 
-# %% ../nbs/06a_subgroups.ipynb #7ed13f87
+# %% ../nbs/06a_subgroups.ipynb #33beb507
 def subgroups_table(res:SubgroupResult, # from `subgroup_metrics`
                    ) -> pd.DataFrame:
     "One long table of every subgroup metric (what `subgroups.csv` holds), with a `metric` column: auc, underdiagnosis, fnr."
@@ -396,7 +396,7 @@ def subgroups_table(res:SubgroupResult, # from `subgroup_metrics`
     out = pd.concat(frames, ignore_index=True)
     return out.reindex(columns=cols)
 
-# %% ../nbs/06a_subgroups.ipynb #5f219ace
+# %% ../nbs/06a_subgroups.ipynb #34d70f6d
 def _attr_label(attr) -> str:
     "Display name of an attribute ('Patient Gender' -> 'Sex'; intersections joined with ' × ')."
     return ' × '.join(DISPLAY_NAMES.get(a, a) for a in attr.split(' × '))
@@ -480,7 +480,7 @@ def subgroups_markdown(res:SubgroupResult, # from `subgroup_metrics`
                 f"{i['min_count']} positives, or no threshold. \\*: gap to the rest with a {lvl}% interval that excludes 0.", '']
     return '\n'.join(out)
 
-# %% ../nbs/06a_subgroups.ipynb #b880606a
+# %% ../nbs/06a_subgroups.ipynb #682e2c17
 def plot_subgroup_forest(res:SubgroupResult, # from `subgroup_metrics`
                          figsize=None, # inches; default grows with the number of subgroups
                         ) -> plt.Figure:

@@ -17,7 +17,7 @@ from scipy.special import expit, log_expit
 from .data import LABELS, atomic_write
 from .evaluate import _check_arrays, _nan2none, patient_resamples, youden_thresholds
 from .subgroups import (ATTRIBUTES, AGE_EDGES, MAX_AGE, MIN_COUNT, subgroup_metrics, subgroups_table,
-                               subgroups_markdown, plot_subgroup_forest, _percentiles)
+                               subgroups_markdown, plot_subgroup_forest, _percentiles, _test_inputs)
 
 # %% ../nbs/06b_calibration.ipynb #504f4d83
 N_BINS = 10  # equal-width probability bins for reliability diagrams and the ECE
@@ -241,16 +241,6 @@ def _headline(res, cal, cal_after, temps, files, thr_source):
                  files=[f for f in files if f.startswith('calibration')])
     return _nan2none(dict(subgroups=sub, calibration=calib))
 
-def _check_frame(frame, t, labels):
-    "The test frame must list the predicted images in order: its label columns (when present) must equal the targets."
-    if not all(l in frame.columns for l in labels): return
-    f = frame[labels].to_numpy()
-    bad = np.flatnonzero((f != t).any(1))
-    if len(bad):
-        img = f" (image {frame['Image Index'].iat[bad[0]]})" if 'Image Index' in frame.columns else ''
-        raise ValueError(f"write_subgroup_report: the test frame's label columns disagree with `targets` in {len(bad)} row(s), first row "
-                         f"{bad[0]}{img}; the frame must list the predicted test images in the order of the predictions.")
-
 def write_subgroup_report(out_dir, # output folder (created if missing), usually the one holding metrics.json
                           test_frame:pd.DataFrame, # the test rows of the split frame, in the order of `probs`
                           probs, # [N, C] test probabilities
@@ -275,11 +265,7 @@ def write_subgroup_report(out_dir, # output folder (created if missing), usually
                          ) -> dict:
     "Subgroups, underdiagnosis and calibration of one set of test predictions: write the six report files and return the headline for metrics.json."
     labels = list(labels)
-    t, p = _check_arrays(targets, probs, labels)
-    frame = test_frame.reset_index(drop=True)
-    if len(frame) != len(t):
-        raise ValueError(f"write_subgroup_report: the test frame has {len(frame)} rows for {len(t)} predictions.")
-    _check_frame(frame, t, labels)
+    frame, t, p = _test_inputs(test_frame, probs, targets, labels, 'write_subgroup_report')
     if (valid_probs is None) != (valid_targets is None): raise ValueError("write_subgroup_report: pass both valid_probs and valid_targets, or neither.")
     vt, vp = (None, None) if valid_probs is None else _check_arrays(valid_targets, valid_probs, labels)
     thr_source = 'given'

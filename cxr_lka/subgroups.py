@@ -193,6 +193,21 @@ def _as_thresholds(thresholds, labels) -> np.ndarray:
     if thr.shape != (len(labels),): raise ValueError(f"subgroups: {thr.shape} thresholds for {len(labels)} labels.")
     return thr
 
+def _test_inputs(test_frame, probs, targets, labels, caller):
+    "(frame with a fresh index, targets, probs), checked to describe the same images in the same order (by the frame's label columns, when it has them)."
+    t, p = _check_arrays(targets, probs, labels)
+    frame = test_frame.reset_index(drop=True)
+    if len(frame) != len(t):
+        raise ValueError(f"{caller}: the test frame has {len(frame)} rows for {len(t)} predictions; "
+                         "pass the test rows in the order of the predictions.")
+    if all(l in frame.columns for l in labels):
+        bad = np.flatnonzero((frame[list(labels)].to_numpy() != t).any(1))
+        if len(bad):
+            img = f" (image {frame['Image Index'].iat[bad[0]]})" if 'Image Index' in frame.columns else ''
+            raise ValueError(f"{caller}: the test frame's label columns disagree with `targets` in {len(bad)} row(s), first row "
+                             f"{bad[0]}{img}; the frame must list the predicted test images in the order of the predictions.")
+    return frame, t, p
+
 def _percentiles(boot, level):
     "Percentile interval over axis 0, ignoring NaN resamples."
     with warnings.catch_warnings():
@@ -268,11 +283,7 @@ def subgroup_metrics(test_frame:pd.DataFrame, # one row per test image, in the o
                     ) -> SubgroupResult:
     "AUC, underdiagnosis and false-negative rates of every subgroup and their gaps to the rest, with patient-bootstrap CIs."
     labels = list(labels)
-    t, p = _check_arrays(targets, probs, labels)
-    frame = test_frame.reset_index(drop=True)
-    if len(frame) != len(t):
-        raise ValueError(f"subgroup_metrics: the test frame has {len(frame)} rows for {len(t)} predictions; "
-                         "pass the test rows in the order of the predictions.")
+    frame, t, p = _test_inputs(test_frame, probs, targets, labels, 'subgroup_metrics')
     if patient_col not in frame.columns: raise ValueError(f"subgroup_metrics: the test frame has no {patient_col!r} column.")
     if min_count < 1 or n_resamples < 1 or not 0 < level < 1:
         raise ValueError(f"subgroup_metrics: need min_count >= 1, n_resamples >= 1 and 0 < level < 1; got {min_count}, {n_resamples}, {level}.")

@@ -221,7 +221,7 @@ def _headline(res, cal, cal_after, temps, files, thr_source):
             ud.setdefault(r.attribute, {})[r.group] = dict(rate=r.value, ci95=_ci2(r.ci_lo, r.ci_hi), gap=r.gap, gap_ci95=_ci2(r.gap_lo, r.gap_hi),
                                                          n_abnormal=r.n_abnormal, n_missed=r.n_missed)
     i = res.info
-    sub = dict(attributes=list(i['partitions']), mean_auc=mean_auc, underdiagnosis=ud,
+    sub = dict(attributes=list(i['partitions']), attributes_absent=i['attributes_absent'], mean_auc=mean_auc, underdiagnosis=ud,
                lowest_auc_gap=None if worst is None else dict(attribute=worst.attribute, group=worst.group, gap=worst.gap,
                                                                gap_ci95=_ci2(worst.gap_lo, worst.gap_hi), n_classes=worst.n_classes),
                excluded={a: p['excluded'] for a, p in i['partitions'].items() if p['excluded']},
@@ -247,7 +247,7 @@ def write_subgroup_report(out_dir, # output folder (created if missing), usually
                           targets, # [N, C] test 0/1 ground truth
                           valid_probs=None, # [M, C] validation probabilities (thresholds, temperatures); None = neither
                           valid_targets=None, # [M, C] validation ground truth
-                          attributes=ATTRIBUTES, # columns (or tuples of columns) to split by
+                          attributes=None, # columns (or tuples of columns) to split by; None: those of NIH's `ATTRIBUTES` the frame has
                           labels=LABELS, # class names, in column order
                           temperature:bool=True, # fit per-class temperatures on the validation split and report after scaling too
                           thresholds=None, # [C] thresholds to use instead of the validation Youden ones

@@ -269,7 +269,7 @@ def subgroup_metrics(test_frame:pd.DataFrame, # one row per test image, in the o
                      probs, # [N, C] test probabilities
                      targets, # [N, C] test 0/1 ground truth
                      thresholds=None, # [C] per-class thresholds chosen on the validation split (Series/dict by label or array); None = no underdiagnosis/FNR
-                     attributes=ATTRIBUTES, # columns (or tuples of columns) to split by
+                     attributes=None, # columns (or tuples of columns) to split by; None: those of `ATTRIBUTES` the frame has
                      labels=LABELS, # class names, in column order
                      patient_col:str='Patient ID', # the bootstrap's resampling unit
                      n_resamples:int=1000, # bootstrap resamples (shared by every subgroup)
@@ -288,7 +288,11 @@ def subgroup_metrics(test_frame:pd.DataFrame, # one row per test image, in the o
     if min_count < 1 or n_resamples < 1 or not 0 < level < 1:
         raise ValueError(f"subgroup_metrics: need min_count >= 1, n_resamples >= 1 and 0 < level < 1; got {min_count}, {n_resamples}, {level}.")
     thr = None if thresholds is None else _as_thresholds(thresholds, labels)
-    parts = [Partition('All', np.zeros(len(t), np.int64), ['all images'])] + make_partitions(frame, attributes, age_edges, max_age)
+    absent = []
+    if attributes is None:
+        attributes = [a for a in ATTRIBUTES if a in frame.columns]
+        absent = [a for a in ATTRIBUTES if a not in frame.columns]
+    parts = [Partition('All', np.zeros(len(t), np.int64), ['all images'])] +             (make_partitions(frame, attributes, age_edges, max_age) if len(attributes) else [])
     patients = frame[patient_col].to_numpy()
     eng = _Engine(parts, t, p, thr)
     point = eng.stats(np.ones((1, len(t))))
@@ -346,6 +350,7 @@ def subgroup_metrics(test_frame:pd.DataFrame, # one row per test image, in the o
                 min_count=min_count, n_images=len(t), n_patients=int(pd.unique(patients).size), labels=labels,
                 age_edges=list(age_edges), max_age=max_age,
                 partitions={q.name: dict(groups=q.groups, n_excluded=q.n_excluded, excluded=q.excluded) for q in parts[1:]},
+                attributes_absent=absent,
                 thresholds=None if thr is None else dict(zip(labels, thr.tolist())))
     return SubgroupResult(pd.DataFrame(auc_rows), pd.DataFrame(ud_rows) if thr is not None else None,
                           pd.DataFrame(fnr_rows) if thr is not None else None, info)
@@ -472,6 +477,8 @@ def subgroups_markdown(res:SubgroupResult, # from `subgroup_metrics`
              f"A class counts in a subgroup only with at least {i['min_count']} positive and {i['min_count']} negative images in the "
              f"subgroup and in its rest; *Classes* is how many of the {n_cls} classes each mean AUC (and the rest's mean it is "
              "compared with) covers. Means over different classes are not comparable with each other or with the all-images mean."]
+    if i.get('attributes_absent'):
+        notes.append(f"Not in the test frame, so not analysed: {', '.join(i['attributes_absent'])}.")
     for a, pi in i['partitions'].items():
         if pi['n_excluded']:
             notes.append(f"{_attr_label(a)}: {pi['n_excluded']:,} image(s) in no group ("

@@ -400,7 +400,7 @@ def simulate_test_set(n_patients:int=600, # patients
     probs = simulate_predictions(y, pid, sex == 'F', gap, signal, offset_sd, seed=int(rng.integers(2**31)))
     return frame, probs, y
 
-# %% ../nbs/06a_subgroups.ipynb #33beb507
+# %% ../nbs/06a_subgroups.ipynb #5006ee0d
 def subgroups_table(res:SubgroupResult, # from `subgroup_metrics`
                    ) -> pd.DataFrame:
     "One long table of every subgroup metric (what `subgroups.csv` holds), with a `metric` column: auc, underdiagnosis, fnr."
@@ -412,7 +412,7 @@ def subgroups_table(res:SubgroupResult, # from `subgroup_metrics`
     out = pd.concat(frames, ignore_index=True)
     return out.reindex(columns=cols)
 
-# %% ../nbs/06a_subgroups.ipynb #34d70f6d
+# %% ../nbs/06a_subgroups.ipynb #73baa8f6
 def _attr_label(attr) -> str:
     "Display name of an attribute ('Patient Gender' -> 'Sex'; intersections joined with ' × ')."
     return ' × '.join(DISPLAY_NAMES.get(a, a) for a in attr.split(' × '))
@@ -498,7 +498,7 @@ def subgroups_markdown(res:SubgroupResult, # from `subgroup_metrics`
                 f"{i['min_count']} positives, or no threshold. \\*: gap to the rest with a {lvl}% interval that excludes 0.", '']
     return '\n'.join(out)
 
-# %% ../nbs/06a_subgroups.ipynb #682e2c17
+# %% ../nbs/06a_subgroups.ipynb #599c6ea4
 def plot_subgroup_forest(res:SubgroupResult, # from `subgroup_metrics`
                          figsize=None, # inches; default grows with the number of subgroups
                         ) -> plt.Figure:

@@ -11,7 +11,8 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 SCRIPTS = {"data": "bench_data.py", "train": "bench_train.py", "infer": "bench_infer.py", "memory": "bench_memory.py", "lka": "bench_lka.py",
-           "compare": "bench_compare.py"}
+           "compare": "bench_compare.py",
+           "subgroups": "bench_subgroups.py"}
 
 def run(name:str, extra:list) -> str:
     "Run one benchmark script; its markdown output (stdout)."

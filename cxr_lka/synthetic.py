@@ -121,17 +121,19 @@ def synthetic_xray(findings=(), # labels to draw (names from `LABELS`)
                    image_size:int=64, # side of the square image in pixels
                    seed=0, # seed (or seed sequence) of this image's random numbers
                    anatomy:dict=None, # the patient's anatomy (`patient_anatomy`); drawn from `seed` if None
+                   contrast:float=1.0, # factor on every finding's contrast (< 1: fainter lesions); the boxes stay those at full contrast
                   )->tuple: # (uint8 image array, {label: (x, y, w, h)})
     "Draw one synthetic chest X-ray with the given findings and return it with each finding's true box."
     bad = [f for f in findings if f not in LABELS]
     if bad: raise ValueError(f"Unknown finding(s) {bad}; expected names from LABELS: {LABELS}.")
+    if not contrast >= 0: raise ValueError(f"contrast must be a number >= 0, got {contrast!r}.")
     rng = np.random.default_rng(seed)
     a = _jitter_anatomy(anatomy if anatomy is not None else patient_anatomy(rng), rng)
     img, boxes = _background(a, image_size, rng), {}
     params = {label: _finding_params(label, a, rng) for label in LABELS}
     for label in findings:
         delta, boxes[label] = _draw_finding(params[label], image_size)
-        img = img + delta
+        img = img + (delta if contrast == 1 else contrast*delta)
     img += .03*rng.standard_normal(img.shape)
     return (np.clip(img, 0, 1)*255).round().astype(np.uint8), boxes
 
@@ -204,18 +206,37 @@ def _prepare_dest(dest, overwrite):
     dest.mkdir(parents=True, exist_ok=True)
     return dest
 
+_GAP_COLUMNS = {'Patient Gender': ('M', 'F'), 'View Position': ('AP', 'PA')}  # what `lesion_contrast` may key on
+
+def _check_lesion_contrast(lc):
+    "Refuse a `lesion_contrast` that names a column or value the generator does not write, or a factor below 0."
+    if lc is None: return
+    for col, m in lc.items():
+        if col not in _GAP_COLUMNS:
+            raise ValueError(f"lesion_contrast: cannot plant a gap by {col!r}; use one of {list(_GAP_COLUMNS)}.")
+        for v, f in m.items():
+            if v not in _GAP_COLUMNS[col]: raise ValueError(f"lesion_contrast: {col!r} has no value {v!r}; its values are {_GAP_COLUMNS[col]}.")
+            if not (isinstance(f, (int, float)) and f >= 0): raise ValueError(f"lesion_contrast: the factor of {col}={v} must be a number >= 0, got {f!r}.")
+
+def _image_contrast(df, lc):
+    "Each image's factor on its findings' contrast: the product of the factors of its values."
+    f = np.ones(len(df))
+    for col, m in lc.items(): f *= df[col].map(m).fillna(1).to_numpy(float)
+    return f
+
 def _write_lines(path, lines, final_newline=True):
     "Write `lines` with LF endings (`final_newline=False`: none after the last, as NIH's lists)."
     Path(path).write_text('\n'.join(lines) + ('\n' if final_newline else ''))
 
-def _write_images(dest, df, Y, size, seed, layout, per_folder, progress):
-    "Draw and save every image; return the boxes as (box-list label, image, x, y, w, h) tuples."
+def _write_images(dest, df, Y, size, seed, layout, per_folder, progress, contrast=None):
+    "Draw and save every image (`contrast`: a factor per image, or None); return the boxes as (box-list label, image, x, y, w, h) tuples."
     from fastprogress.fastprogress import progress_bar
     out, anat = [], {}
     for k in (progress_bar(range(len(df))) if progress else range(len(df))):
         name, pid, fu = df['Image Index'].iat[k], int(df['Patient ID'].iat[k]), int(df['Follow-up #'].iat[k])
         if pid not in anat: anat[pid] = patient_anatomy(np.random.default_rng([seed, 1, pid]))
-        img, boxes = synthetic_xray([LABELS[j] for j in np.flatnonzero(Y[k])], size, [seed, 2, pid, fu], anat[pid])
+        img, boxes = synthetic_xray([LABELS[j] for j in np.flatnonzero(Y[k])], size, [seed, 2, pid, fu], anat[pid],
+                                    1.0 if contrast is None else contrast[k])
         folder = dest/'images' if layout == 'flat' else dest/f'images_{k//per_folder + 1:03d}'/'images'
         folder.mkdir(parents=True, exist_ok=True)
         Image.fromarray(img).save(folder/name)
@@ -235,6 +256,7 @@ def make_synthetic_nih(dest, # folder to write (created; must be new, empty, or 
                        prevalence:dict=None, # label -> share of images; NIH's (`NIH_PREVALENCE`) if None
                        no_finding:float=NIH_NO_FINDING, # share of patients with no finding
                        bbox_frac:float=1.0, # share of (image, finding) pairs listed in BBox_List_2017.csv
+                       lesion_contrast:dict=None, # a planted subgroup gap: {column: {value: factor on the findings' contrast}}, e.g. {'Patient Gender': {'F': .5}}
                        overwrite:bool=False, # replace an earlier synthetic set in `dest`
                        progress:bool=False, # show a progress bar while drawing images
                       )->Path: # `dest`
@@ -247,6 +269,7 @@ def make_synthetic_nih(dest, # folder to write (created; must be new, empty, or 
     if layout not in ('kaggle', 'flat'): raise ValueError(f"layout must be 'kaggle' or 'flat', not {layout!r}.")
     prev = {**NIH_PREVALENCE, **(prevalence or {})}
     if set(prev) != set(LABELS): raise ValueError(f"Unknown label(s) in prevalence: {sorted(set(prev) - set(LABELS))}.")
+    _check_lesion_contrast(lesion_contrast)
     dest = _prepare_dest(dest, overwrite)
     rng = np.random.default_rng(seed)
     df, Y = _metadata(n_patients, images_per_patient, rng, prev, no_finding)
@@ -263,7 +286,8 @@ def make_synthetic_nih(dest, # folder to write (created; must be new, empty, or 
         n_added = _ensure_min_pos(Y, list(parts.values()), min_pos, rng)
     df.insert(1, 'Finding Labels', [_finding_labels(y) for y in Y])
     _write_lines(dest/'Data_Entry_2017.csv', [NIH_HEADER] + [','.join(map(str, r)) for r in df.itertuples(index=False)])
-    boxes = _write_images(dest, df, Y, image_size, seed, layout, images_per_folder, progress)
+    boxes = _write_images(dest, df, Y, image_size, seed, layout, images_per_folder, progress,
+                          None if lesion_contrast is None else _image_contrast(df, lesion_contrast))
     boxes = sorted(b for b, keep in zip(boxes, rng.random(len(boxes)) < bbox_frac) if keep)
     _write_lines(dest/'BBox_List_2017.csv', [BBOX_HEADER] + [f'{n},{l},{x},{y},{w},{h}' for l, n, x, y, w, h in boxes])
     (dest/'SYNTHETIC.json').write_text(json.dumps(dict(
@@ -271,7 +295,7 @@ def make_synthetic_nih(dest, # folder to write (created; must be new, empty, or 
         images_per_patient=list(images_per_patient), test_frac=test_frac, layout=layout,
         images_per_folder=images_per_folder, min_pos=min_pos, prevalence=prev, no_finding=no_finding,
         bbox_frac=bbox_frac, n_images=len(df), n_boxes=len(boxes), min_pos_protocols=list(parts),
-        min_pos_added=n_added), indent=1))
+        min_pos_added=n_added, **({} if lesion_contrast is None else {'lesion_contrast': lesion_contrast})), indent=1))
     return dest
 
 # %% ../nbs/01_synthetic.ipynb #6cf653c8

@@ -212,7 +212,7 @@ def get_backbone(arch:str, # a key of `BACKBONES`
     return BACKBONES[arch]
 
 # %% ../nbs/02a_backbones.ipynb #eea3116e
-def backbone_table() -> 'pd.DataFrame':
+def backbone_table():
     "One row per backbone: stages, measured channels, default stages, placement rules and the layers of each stage."
     import pandas as pd
     return pd.DataFrame([dict(arch=b.name, stages=b.n_stages, channels=' / '.join(map(str, b.channels())),

@@ -138,7 +138,7 @@ def expand_images(items:list, # image files and folders, as given on the command
 # %% ../nbs/09_cli.ipynb #5e25b6c6
 @call_parse
 def predict_cli(images:Param("X-ray image files (PNG/JPEG; grayscale, RGBA, 16-bit; any size) or folders of them", str, nargs='+'),
-                weights:str=None, # checkpoint: this project's (models.save_checkpoint) or the paper's (learn.save)
+                weights:str=None, # checkpoint: this project's (models.save_checkpoint) or the authors' (learn.save)
                 cam:str=None, # folder to write Grad-CAM overlays into (one PNG per image)
                 cam_class:str=None, # label to explain (default: each image's top prediction)
                 json:bool=False, # print JSON instead of a table
@@ -147,7 +147,7 @@ def predict_cli(images:Param("X-ray image files (PNG/JPEG; grayscale, RGBA, 16-b
                 device:str=None, # 'cpu' or 'cuda' (default: CUDA when available)
                 bs:int=16, # images per forward pass
                ):
-    "Print the label probabilities (the 14 NIH labels) of each X-ray image, or folder of them, for a cxr_lka or paper checkpoint."
+    "Print the label probabilities (the 14 NIH labels) of each X-ray image, or folder of them, for a cxr_lka or an authors' checkpoint."
     name = 'cxr-lka-predict'
     _quiet()
     if not weights:

@@ -57,19 +57,20 @@ def output_labels(model, # a `CXRNet` (or any classifier ending in a Linear laye
 # %% ../nbs/09_cli.ipynb #39dd74cf
 def predict_images(model, # a `CXRNet` (e.g. from `models.load_weights`)
                    paths:list, # image files
-                   image_size:int=224, # side of the network's input (the paper: 224)
+                   image_size:int|None=None, # side of the network's input (default: the model's; see `models.model_preprocessing`)
                    device=None, # 'cpu', 'cuda', ... (default: CUDA when available)
                    bs:int=16, # images per forward pass
-                  )->tuple: # (DataFrame image x label probabilities (`.attrs['note']`: see `output_labels`), {path: error message})
+                  )->tuple: # (DataFrame image x label probabilities, {path: error message}); `.attrs`: image_size, notes
     "Probabilities of every label for each readable image of `paths`, and the errors of the others."
     import torch, pandas as pd
     from cxr_lka.data import BadImageError
-    from cxr_lka.gradcam import xray_tensor
+    from cxr_lka.models import model_preprocessing
+    pre = model_preprocessing(model, image_size)
     device = torch.device(device or ('cuda' if torch.cuda.is_available() else 'cpu'))
     model = model.to(device).eval()
     ok, xs, errors = [], [], {}
     for p in map(str, paths):
-        try: xs.append(xray_tensor(p, image_size)); ok.append(p)
+        try: xs.append(pre(p)); ok.append(p)
         except BadImageError as e: errors[p] = str(e)
     probs = []
     with torch.no_grad():
@@ -79,6 +80,7 @@ def predict_images(model, # a `CXRNet` (e.g. from `models.load_weights`)
     labels, note = output_labels(model, None if p is None else p.shape[1])
     if p is None: p = torch.zeros(0, len(labels)).numpy()
     df = pd.DataFrame(p, index=pd.Index(ok, name='image'), columns=labels)
+    df.attrs.update(image_size=pre.size, notes=[n for n in (pre.note, note) if n])
     if note: df.attrs['note'] = note
     return df, errors
 
@@ -96,7 +98,7 @@ def format_predictions(df, # from `predict_images`
 def write_cams(model, # the model that predicted
                paths:list, # readable image files
                out_dir, # folder for the overlays
-               image_size:int=224, # network input side
+               image_size:int|None=None, # network input side (default: the model's)
                cls=None, # a label name or index for every image (default: each image's top class)
                device=None, # where the model runs
               )->list:
@@ -104,13 +106,15 @@ def write_cams(model, # the model that predicted
     import torch
     from PIL import Image
     from cxr_lka.data import load_xray
-    from cxr_lka.gradcam import xray_tensor, compute_cams, overlay
+    from cxr_lka.gradcam import compute_cams, overlay
+    from cxr_lka.models import model_preprocessing
+    pre = model_preprocessing(model, image_size)
     out_dir = Path(out_dir); out_dir.mkdir(parents=True, exist_ok=True)
     device = torch.device(device or ('cuda' if torch.cuda.is_available() else 'cpu'))
     model = model.to(device)
     files = []
     for p in map(Path, paths):
-        x = xray_tensor(p, image_size)[None].to(device)
+        x = pre(p)[None].to(device)
         cams, names, probs = compute_cams(model, x, classes=cls)
         f = out_dir/f"{p.stem}_{names[0]}.png"
         Image.fromarray(overlay(load_xray(p), cams[0])).save(f)
@@ -134,37 +138,38 @@ def expand_images(items:list, # image files and folders, as given on the command
 # %% ../nbs/09_cli.ipynb #5e25b6c6
 @call_parse
 def predict_cli(images:Param("X-ray image files (PNG/JPEG; grayscale, RGBA, 16-bit; any size) or folders of them", str, nargs='+'),
-                weights:str=None, # checkpoint: this project's (models.save_checkpoint) or the paper's (learn.save)
+                weights:str=None, # checkpoint: this project's (models.save_checkpoint) or the authors' (learn.save)
                 cam:str=None, # folder to write Grad-CAM overlays into (one PNG per image)
                 cam_class:str=None, # label to explain (default: each image's top prediction)
                 json:bool=False, # print JSON instead of a table
                 csv:str=None, # also write the probabilities to this CSV file
-                image_size:int=224, # side of the network's input (the paper: 224)
+                image_size:int=None, # side of the network's input (default: the checkpoint's; one that contradicts it is refused)
                 device:str=None, # 'cpu' or 'cuda' (default: CUDA when available)
                 bs:int=16, # images per forward pass
                ):
-    "Print the label probabilities (the 14 NIH labels) of each X-ray image, or folder of them, for a cxr_lka or paper checkpoint."
+    "Print the label probabilities (the 14 NIH labels) of each X-ray image, or folder of them, for a cxr_lka or an authors' checkpoint."
     name = 'cxr-lka-predict'
     _quiet()
     if not weights:
         print(f"{name}: error: --weights is required (a .pth checkpoint)", file=sys.stderr); raise SystemExit(2)
     images, notes = _run(name, expand_images, images)
-    from cxr_lka.models import load_weights
+    from cxr_lka.models import load_weights, model_preprocessing
     model = _run(name, load_weights, weights)
+    pre = _run(name, model_preprocessing, model, image_size)
     labels, note = output_labels(model)
     if note and hasattr(model, 'config'): model.config = {**model.config, 'labels': labels}   # Grad-CAM names the same columns
-    for n in notes + ([note] if note else []): print(f"{name}: note: {n}", file=sys.stderr)
-    df, errors = predict_images(model, images, image_size=image_size, device=device, bs=bs)
+    for n in notes + [m for m in (pre.note, note) if m]: print(f"{name}: note: {n}", file=sys.stderr)
+    df, errors = predict_images(model, images, image_size=pre.size, device=device, bs=bs)
     for p, e in errors.items(): print(f"{name}: error: {e}", file=sys.stderr)
     if csv:
         Path(csv).parent.mkdir(parents=True, exist_ok=True)
         df.to_csv(csv, float_format='%.6f')
     cams = {}
     if cam and len(df):
-        files = _run(name, write_cams, model, list(df.index), cam, image_size=image_size, cls=cam_class, device=device)
+        files = _run(name, write_cams, model, list(df.index), cam, image_size=pre.size, cls=cam_class, device=device)
         cams = dict(zip(df.index, map(str, files)))
     if json:
-        out = {'weights': str(weights), 'image_size': image_size, 'labels': list(df.columns),
+        out = {'weights': str(weights), 'image_size': pre.size, 'labels': list(df.columns),
                'predictions': [{'image': p, 'probabilities': {l: round(float(v), 6) for l, v in row.items()},
                                 **({'cam': cams[p]} if p in cams else {})} for p, row in df.iterrows()],
                'errors': [{'image': p, 'error': e} for p, e in errors.items()]}

@@ -129,3 +129,27 @@ def test_predict_folder_and_15_outputs(checkpoint, tmp_path):
     assert p.stderr.startswith('cxr-lka-predict: note: the model has 15 outputs') and len(p.stderr.splitlines()) == 1, p.stderr
     assert 'output_14' in p.stdout
     assert (tmp_path/'p15.csv').read_text().splitlines()[0].split(',')[-1] == 'output_14'
+
+def test_predict_at_the_checkpoint_size(tmp_path):
+    """A checkpoint written as `train_stage` writes it today (a model built without a size, the run config's
+    image_size 96 in `extra`) is predicted at 96 px without --image_size: the probabilities are those of the
+    same weights on 96-px inputs, computed in Python. A size that contradicts the checkpoint is refused."""
+    img = sorted((SAMPLE/'images_001'/'images').glob('*.png'))[0]
+    ref = run([sys.executable, '-c', "import json, torch; torch.manual_seed(0)\n"
+               "from cxr_lka.models import build_model, save_checkpoint\n"
+               "from cxr_lka.preprocess import xray_tensor\n"
+               "m = build_model('resnet50', None).eval()\n"
+               f"save_checkpoint(m, {str(tmp_path/'m96.pth')!r}, extra={{'config': {{'image_size': 96, 'arch': 'resnet50'}}}})\n"
+               f"with torch.no_grad(): print(json.dumps(torch.sigmoid(m(xray_tensor({str(img)!r}, 96)[None]))[0].tolist()))"],
+              timeout=300)
+    want = json.loads(ref.stdout.strip().splitlines()[-1])
+    p = cli('cxr-lka-predict', img, '--weights', tmp_path/'m96.pth', '--json', '--device', 'cpu', tmp=tmp_path)
+    assert p.returncode == 0 and p.stderr == '', p.stderr[-3000:]
+    res = json.loads(p.stdout)
+    assert res['image_size'] == 96
+    got = list(res['predictions'][0]['probabilities'].values())
+    assert max(abs(a - b) for a, b in zip(got, want)) < 1e-5, (got, want)
+    p = cli('cxr-lka-predict', img, '--weights', tmp_path/'m96.pth', '--image_size', 224, '--device', 'cpu', tmp=tmp_path)
+    assert p.returncode == 2 and p.stderr.splitlines() == [
+        "cxr-lka-predict: error: image_size=224 conflicts with the model's 96 px, the size it was trained at; "
+        "leave image_size unset to use 96 px."], p.stderr

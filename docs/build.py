@@ -225,6 +225,7 @@ _re_progress_html = re.compile(r'<progress[^>]*>.*?</progress>|<progress[^>]*/?>
 def _clean_html(s:str, subs) -> str:
     "HTML output without fastprogress bars (the table of epochs fastai writes stays)."
     s = _re_progress_html.sub('', s)
+    s = re.sub(r'<style>(?:(?!</style>).)*\bprogress\b(?:(?!</style>).)*</style>', '', s, flags=re.S)   # fastprogress's CSS (docs/_static styles its table)
     s = re.sub(r'<div>\s*(?:<span[^>]*>)?\s*\d+(?:\.\d+)?% \[\d+/\d+[^\]]*\]\s*(?:</span>)?\s*</div>', '', s)
     return clean_text(s, subs)
 

@@ -11,8 +11,8 @@
    whose exported definitions get a `show_doc` cell, as nbdev's docs do.
 2. Execute: each prepared notebook runs ONCE in a Jupyter kernel, in `nbs/` (as `nbdev_test` runs it), two at
    a time. The executed notebook is kept in a jupyter-cache (`_proc/cache`), keyed by the notebook's code and
-   by the sources of the `cxr_lka` modules it imports (directly or not), settings.ini and constraints.txt:
-   only notebooks whose code or dependencies changed run again. A failing cell fails the build and names
+   by what it depends on (`dependency_key`: the `cxr_lka` modules it imports, the bundled data, the package
+   pins): only notebooks whose code or dependencies changed run again. A failing cell fails the build and names
    notebook, cell and traceback; the execution report lands in `<out>/_execution.json`, which the tests read
    (this execution IS the notebook test of `make test`).
 3. Render: show_doc outputs become page sections; outputs are cleaned (machine and temp paths, carriage-return
@@ -70,16 +70,26 @@ def _module_deps(mods:set) -> set:
         for a, b in _re_lib_import.findall(f.read_text(errors='replace')): todo.append(a or b)
     return seen
 
+_re_spawns = re.compile(r'\bsubprocess\b|import papermill|\bpm\.|execute_notebook|sys\.executable|[\'"]cxr-lka-[\w-]+|kaggle/[\w.-]+\.ipynb|\btorchrun\b')
+
 def dependency_key(nb:dict) -> str:
-    "A hash of what a notebook's results depend on besides its own code: the cxr_lka modules it imports (directly or not), constraints.txt, Python."
+    """A hash of what a notebook's results depend on besides its own code: the cxr_lka modules it imports (directly
+    or not; every module, and kaggle/'s notebooks, when it starts other processes), the bundled sample, nbs/results,
+    whether the shared real data is there, constraints.txt and Python. A change elsewhere needs `--force`."""
     src = '\n'.join(''.join(c['source']) for c in nb['cells'] if c['cell_type'] == 'code')
     mods = {a or b for a, b in _re_lib_import.findall(src) if a or b}
     if re.search(r'^\s*(from|import)\s+cxr_lka\s*(import|$)', src, re.M): mods.add('__init__')
     mods |= set(re.findall(r'#\|\s*default_exp\s+(\w+)', src))
+    files = [ROOT/'cxr_lka'/f'{m}.py' for m in sorted(_module_deps(mods))]
+    if _re_spawns.search(src): files = sorted((ROOT/'cxr_lka').glob('*.py')) + sorted((ROOT/'kaggle').glob('*.ipynb'))
+    files += sorted(f for f in (ROOT/'nbs'/'results').rglob('*') if f.is_file()) + [ROOT/'constraints.txt']
     h = hashlib.sha256()
-    for m in sorted(_module_deps(mods)): h.update(m.encode() + (ROOT/'cxr_lka'/f'{m}.py').read_bytes())
-    if (ROOT/'constraints.txt').exists(): h.update((ROOT/'constraints.txt').read_bytes())   # the tested package versions
-    h.update(sys.version.encode())
+    for f in files:
+        if f.is_file(): h.update(f.relative_to(ROOT).as_posix().encode() + f.read_bytes())
+    for f in sorted((ROOT/'sample').rglob('*')):   # the bundled images: names and sizes
+        if f.is_file(): h.update(f'{f.relative_to(ROOT).as_posix()}:{f.stat().st_size}'.encode())
+    sd = os.environ.get('CXR_LKA_SHARED_DATA') or ROOT.parent/'shared'/'data'
+    h.update(f'shared data: {Path(sd).is_dir()}; python {sys.version}'.encode())
     return h.hexdigest()[:16]
 
 def prepare(nb_path, skip_flags=('slow',)) -> nbformat.NotebookNode:
@@ -338,7 +348,9 @@ def build(out='_site', force=False, jobs=2, only=None, log=print, sphinx=True) -
     prepared = [(p, prepare(p, skip)) for p in nbs]
     res = execute_all(prepared, force=force, jobs=jobs, log=log)
     t_exec = time.time() - t0
-    src = PROC/'site-src'
+    out = Path(out).resolve()
+    tag = hashlib.sha256(str(out).encode()).hexdigest()[:8]   # builds into other folders may run at the same time
+    src, doctrees = PROC/f'site-src-{tag}', PROC/f'doctrees-{tag}'
     if src.exists(): shutil.rmtree(src)
     src.mkdir(parents=True)
     subs = machine_paths()
@@ -355,16 +367,17 @@ def build(out='_site', force=False, jobs=2, only=None, log=print, sphinx=True) -
             (src/rel).parent.mkdir(parents=True, exist_ok=True); shutil.copy2(f, src/rel)
     report = {'notebooks': {p.name: {**res[p.name][1], 'page': page_name(p) + '.html'} for p in nbs},
               'execution_seconds': round(t_exec, 1)}
-    out = Path(out).resolve()
     rc = 0
     if sphinx:
         t1 = time.time()
         if out.exists(): shutil.rmtree(out)
-        cmd = [sys.executable, '-m', 'sphinx', '-b', 'html', '-q', '-W', '--keep-going', '-c', str(DOCS), '-d', str(PROC/'doctrees'),
+        cmd = [sys.executable, '-m', 'sphinx', '-b', 'html', '-q', '-W', '--keep-going', '-c', str(DOCS), '-d', str(doctrees),
                str(src), str(out)]
         log('sphinx-build: rendering ' + ', '.join(f'{page_name(p)}.html' for p in nbs))
-        p = subprocess.run(cmd, cwd=ROOT, env={**os.environ, 'CXR_LKA_DOCS_ONLY': '1' if only else ''})
+        p = subprocess.run(cmd, cwd=ROOT)
         rc = p.returncode
+        if rc == 0:   # every page is rewritten on each build, so Sphinx's intermediate files would only pile up
+            for d in (src, doctrees): shutil.rmtree(d, ignore_errors=True)
         report['sphinx_seconds'] = round(time.time() - t1, 1)
         report['sphinx_returncode'] = rc
     failed = {k: v for k, v in report['notebooks'].items() if v['status'] == 'failed'}

@@ -36,10 +36,10 @@ _es5 = Path(list(_mj.submodule_search_locations)[0])/'static'/'mathjax'/'es5' if
 if not (_es5 and (_es5/'tex-svg.js').exists()):
     raise RuntimeError("MathJax not found: pip install django-static-mathjax (in dev_requirements; `make install`)")
 _stage = ROOT/'_proc'/'static-mathjax'
-if _stage.exists(): shutil.rmtree(_stage)
-(_stage/'mathjax').mkdir(parents=True)
-shutil.copy2(_es5/'tex-svg.js', _stage/'mathjax'/'tex-svg.js')
-shutil.copytree(_es5/'input'/'tex'/'extensions', _stage/'mathjax'/'input'/'tex'/'extensions')
+if not (_stage/'mathjax'/'tex-svg.js').exists():   # the one file MathJax needs (SVG output: no fonts), and its TeX extensions
+    (_stage/'mathjax').mkdir(parents=True, exist_ok=True)
+    shutil.copytree(_es5/'input'/'tex'/'extensions', _stage/'mathjax'/'input'/'tex'/'extensions', dirs_exist_ok=True)
+    shutil.copy2(_es5/'tex-svg.js', _stage/'mathjax'/'tex-svg.js')
 mathjax_path = 'mathjax/tex-svg.js'
 mathjax3_config = {'options': {'enableMenu': False}, 'svg': {'fontCache': 'global'}}
 

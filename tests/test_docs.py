@@ -254,6 +254,23 @@ def test_search_finds_build_model(browser):
     assert not problems, problems
     assert any(h.startswith('models.html') for h in hits), hits
 
+def test_reading_aids(browser):
+    "A chapter page has the on-page contents, prev/next links, copy buttons on code, and links to its source on GitHub."
+    pg, problems = _open(browser, browser[1] + 'losses.html')
+    pg.wait_for_selector('button.copybtn', state='attached', timeout=10000)
+    got = pg.evaluate("""() => ({
+        toc: [...document.querySelectorAll('.bd-toc a.nav-link')].map(a => a.getAttribute('href')),
+        prevnext: [...document.querySelectorAll('.prev-next-area a')].map(a => a.getAttribute('href')),
+        copy: document.querySelectorAll('button.copybtn').length,
+        source: [...document.querySelectorAll('a.sd-source, p.page-source a')].map(a => a.href)})""")
+    pg.close()
+    assert not problems, problems
+    assert '#focal-loss' in got['toc'] and '#get-loss' in got['toc'], got['toc']
+    assert got['prevnext'] == ['models.html', 'train.html'], got['prevnext']
+    assert got['copy'] >= 5, got
+    assert any(u.endswith('nbs/04_losses.ipynb') for u in got['source']), got['source']
+    assert any(re.search(r'/cxr_lka/losses\.py#L\d+$', u) for u in got['source']), got['source']
+
 def test_phone_layout(browser):
     "At 390 px the pages fit the screen: nothing but wide tables and code scrolls, inside their own box."
     bad = []

@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 OUT ?= outputs/demo
 export MPLBACKEND := Agg
 
-.PHONY: install demo test export clean-nbs docs readme bench
+.PHONY: install demo test export clean-nbs docs readme lab bench
 
 # Create the virtual environment and install cxr_lka (editable) with the tested pins.
 $(BIN)/nbdev_export: settings.ini setup.py constraints.txt
@@ -22,7 +22,8 @@ install: $(BIN)/nbdev_export
 demo: install
 	$(BIN)/cxr-lka-demo --out $(OUT)
 
-# All tests: notebook tests (nbdev_test, one pytest case per notebook) + end-to-end tests.
+# All tests: the docs build executes every notebook once (that run is the notebook tests, one pytest case
+# per notebook) and the browser checks its site; then the end-to-end tests.
 test: install
 	$(BIN)/python -m pytest -q tests
 
@@ -32,13 +33,19 @@ export: install
 clean-nbs: install
 	$(BIN)/nbdev_clean
 
-# Local docs site without Quarto (the GitHub workflow builds the Quarto site).
+# The docs site in _site/ (Sphinx + MyST-NB; notebooks executed once, unchanged ones taken from _proc/cache).
+# The deploy workflow publishes exactly this. Preview: $(BIN)/python -m http.server -d _site 8000
 docs: install
-	$(BIN)/python -m cxr_lka.docsite --out _site
+	$(BIN)/python docs/build.py --out _site
 
-# README.md from nbs/index.ipynb (nbdev_readme needs Quarto).
+# README.md (+ README_files/) from nbs/index.ipynb, with its executed outputs.
 readme: install
-	$(BIN)/python -m cxr_lka.docsite --readme
+	$(BIN)/python docs/build.py --readme
+
+# JupyterLab on the chapter (nbs/) and kaggle/ notebooks, with the project's kernel (this checkout's cxr_lka).
+lab: install
+	$(BIN)/python -m ipykernel install --sys-prefix --name cxr_lka --display-name "Python 3 (cxr_lka)" --env PYTHONPATH "$(CURDIR)" >/dev/null
+	$(BIN)/jupyter lab --ServerApp.root_dir="$(CURDIR)" --MappingKernelManager.default_kernel_name=cxr_lka --LabApp.default_url=/lab/tree/nbs
 
 bench: install
 	$(BIN)/python bench/run_all.py

@@ -104,7 +104,7 @@ def main():
     data = Path(a.data) if a.data else (shared_data_dir()/"nih14-sample" if shared_data_dir() else ROOT/"sample"/"nih14-sample")
     df = sample_frame(data)
     print(header("Data path: DataLoader images/s, original PNG path vs cached path", a))
-    print(f"{len(df)} real 1024² NIH PNGs from `{data}`, batch size {a.bs}, image size {a.size}, "
+    print(f"{len(df)} real 1024² NIH PNGs from `{os.path.relpath(data, ROOT)}`, batch size {a.bs}, image size {a.size}, "
           f"train loader (drop_last) on the CPU, 1 torch thread; best of {a.repeat} epochs after one warm-up epoch, timed round-robin. "
           f"clock cpu = images per CPU-second of this process (robust to other jobs on the machine); with workers, "
           f"wall-clock images/s (the workers' CPU time is not this process's).\n")

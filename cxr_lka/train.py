@@ -36,7 +36,7 @@ from .losses import LOSSES, get_loss, pos_weight_from
 # %% ../nbs/05_train.ipynb #339fa5df
 STAGES = ('stage1', 'stage2', 'test')
 PROTOCOLS = tuple(PROTOCOL_NOTES)   # 'paper', 'paper-images', 'paper-original', 'official' (`cxr_lka.data.split_nih`)
-RECIPES = {   # how the optimiser is set up; each value was read from the original notebooks (see the 'Recipes' section)
+RECIPES = {   # how the optimiser is set up; each value read off the original notebooks (see 'The Learner and the two recipes')
     'paper': dict(param_groups=1, wd={'stage1': 1e-3, 'stage2': 1e-2, 'test': 1e-3}, es_min_delta=1e-3, save_min_delta=1e-4,
                   doc="the authors' effective optimisation: one parameter group (fastai's default splitter), so freeze() "
                       "freezes nothing and slice(lo, hi) trains everything at hi; stage-2 wd = fastai Adam's default 0.01"),

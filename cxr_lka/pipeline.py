@@ -4,7 +4,7 @@
 
 # %% auto #0
 __all__ = ['JIT_DEPRECATION', 'NOTEBOOKS', 'DEMO_NOTE', 'evaluate_run', 'kaggle_dir', 'notebook_params', 'check_params',
-           'notebook_configs', 'run_notebooks', 'demo', 'parse_params', 'demo_cli', 'pipeline_cli']
+           'notebook_configs', 'leak_notice', 'run_notebooks', 'demo', 'parse_params', 'demo_cli', 'pipeline_cli']
 
 # %% ../nbs/08_pipeline.ipynb #e9d4cc92
 import ast, json, os, sys, time, types, typing, warnings
@@ -18,7 +18,7 @@ from fastai.basics import set_seed
 from fastcore.script import call_parse, Param
 
 from .data import LABELS
-from .data import nih_files
+from .data import nih_files, load_nih_metadata, leak_report
 from .train import TrainConfig, prepare_data, stage_model, make_learner, sample_data_dir, resolve_weights
 from .evaluate import evaluate_learner
 
@@ -45,7 +45,8 @@ def evaluate_run(cfg:TrainConfig, # a test configuration (`TrainConfig.test`)
     learn = make_learner(cfg, data.dls, stage_model(cfg))
     ev = evaluate_learner(learn, data.df, out, protocol=cfg.protocol, seed=cfg.seed, tta=cfg.tta,
                           extra={'weights': str(cfg.weights_path), 'n_missing_images': len(data.missing),
-                                 'n_bad_images': len(data.bad)})
+                                 'n_bad_images': len(data.bad), 'left_out': data.left_out,
+                                 **({'leak': data.leak} if data.leak else {})})
     m = json.loads((out/'metrics.json').read_text())
     n_test = int((data.df['split'] == 'test').sum())
     if m['n_test_images'] != n_test:
@@ -54,6 +55,7 @@ def evaluate_run(cfg:TrainConfig, # a test configuration (`TrainConfig.test`)
     mean = m.get('mean_auc')
     print(f"test: {n_test} images of {m.get('n_test_patients')} patients, mean AUC "
           f"{'n/a' if mean is None else f'{mean:.4f}'} ({time.time() - t0:.0f}s); report in {out}")
+    if data.leak: print(f"LEAKY EVALUATION: {data.leak['statement']}")
     return ev
 
 # %% ../nbs/08_pipeline.ipynb #07be87df
@@ -144,6 +146,14 @@ def notebook_configs(per:dict, # {'stage1': params, ...} as `check_params` retur
     return cfgs
 
 # %% ../nbs/08_pipeline.ipynb #1bb71f53
+def leak_notice(cfgs:dict, # {'stage1': TrainConfig, ...} as `notebook_configs` returns them
+               ) -> str|None: # one paragraph, or None when no notebook uses protocol 'paper-original'
+    "What protocol 'paper-original' leaks into the test set, from the data folder's metadata alone (`leak_report`)."
+    c = next((c for c in cfgs.values() if c.protocol == 'paper-original'), None)
+    if c is None: return None
+    rep = leak_report(load_nih_metadata(nih_files(c.data_dir, need_images=False)['csv']), c.seed, c.valid_pct)
+    return f"{rep['statement']} The test AUCs of this run measure that leak, not performance on new patients."
+
 def run_notebooks(out_dir, # where the executed notebooks and all results go
                   data_dir=None, # the data folder (passed as `data_dir`; default: the notebooks' own)
                   stage1:dict|None=None, # parameters for train-stage-1-bceloss only
@@ -154,7 +164,7 @@ def run_notebooks(out_dir, # where the executed notebooks and all results go
                   log_output:bool=False, # echo the notebooks' output while they run
                   **params, # parameters for every notebook that has them (e.g. image_size=64)
                  ) -> dict: # {'stage1': executed notebook path, ...}
-    "Run the three kaggle/ notebooks in order with papermill, after checking every parameter, the data and the weights."
+    "Run the three kaggle/ notebooks in order with papermill, after checking every parameter, the data and the weights (and printing the leak of 'paper-original')."
     import papermill as pm
     out = Path(out_dir).resolve()
     if data_dir is not None: params['data_dir'] = str(Path(data_dir).resolve())
@@ -164,7 +174,9 @@ def run_notebooks(out_dir, # where the executed notebooks and all results go
     todo = list(only or NOTEBOOKS)
     bad = [k for k in todo if k not in NOTEBOOKS]
     if bad: raise ValueError(f"Unknown notebook(s) {bad} in only=; choose from {list(NOTEBOOKS)}.")
-    notebook_configs(per, todo, nb_dir, cwd=out)
+    cfgs = notebook_configs(per, todo, nb_dir, cwd=out)
+    notice = leak_notice(cfgs)
+    if notice: print(notice, flush=True)      # before anything trains
     out.mkdir(parents=True, exist_ok=True)
     done = {}
     for k in NOTEBOOKS:

@@ -1,8 +1,11 @@
-"""End-to-end: the three kaggle/ notebooks run headless (papermill) and LEARN; the demo job; parameter checks.
+"""End-to-end: the three kaggle/ notebooks run headless (papermill) and LEARN; both recipes; the demo job; parameter checks.
 
 The synthetic task (`cxr_lka.synthetic`: 14 drawn lesion patterns on chest-like noise) is sized so that
-VGG16-BN + LKA from random weights reaches a mean test AUC >= 0.80 after both stages on 2 CPU cores:
-150 patients (about 380 images), 32-px images, stage 1 six epochs, stage 2 four epochs.
+VGG16-BN + LKA from random weights reaches a mean test AUC >= 0.80 after both stages on 2 CPU cores with
+the default recipe ('paper', the authors' optimisation): 150 patients (about 380 images), 32-px images,
+stage 1 fine_tune(3, 6), stage 2 four epochs. The other recipe ('fastai') runs end to end on the
+smallest set that still has a frozen phase (a random "pretrained" body file), on the original's leaky
+partition ('paper-original'), one epoch per phase.
 """
 import json, sys, time
 from pathlib import Path
@@ -22,12 +25,12 @@ def synthetic(tmp_path_factory):
     return make_synthetic_nih(tmp_path_factory.mktemp("syn")/"data", n_patients=150, image_size=32, seed=0)
 
 def test_pipeline_learns_synthetic(synthetic, tmp_path):
-    "Both stages + evaluation through the papermill notebooks: mean test AUC >= 0.80, on every test image."
+    "Both stages + evaluation through the papermill notebooks, recipe 'paper': mean test AUC >= 0.80 on every test image; run.json shows the authors' optimisation."
     from cxr_lka.pipeline import run_notebooks
     out = tmp_path/"run"
     t0 = time.time()
     run_notebooks(out, synthetic, image_size=32, batch_size=32, pretrained=False, use_cache=True, num_workers=0,
-                  stage1=dict(lr=6e-3, freeze_epochs=3, epochs=6), stage2=dict(epochs=4, lr_max=[1e-3, 3e-3]),
+                  stage1=dict(lr=6e-3, freeze_epochs=3, epochs=6), stage2=dict(epochs=4, lr_max=[1e-4, 1e-3]),
                   test=dict(gradcam_n=4))
     secs = time.time() - t0
     for f in ["train-stage-1-bceloss.ipynb", "train-stage-2-focalloss.ipynb", "test-notebook.ipynb",
@@ -41,9 +44,57 @@ def test_pipeline_learns_synthetic(synthetic, tmp_path):
     # the same partition in every stage (fault 1 of the original notebooks)
     assert split.equals(pd.read_csv(out/"stage2"/"split.csv")) and split.equals(pd.read_csv(out/"test"/"split.csv"))
     h1, h2 = pd.read_csv(out/"stage1"/"history.csv"), pd.read_csv(out/"stage2"/"history.csv")
-    assert list(h1.phase) == ["unfrozen"]*6 and len(h2) == 4       # pretrained=False: no frozen phase
+    assert list(h1.phase[:3]) == ["freeze_epochs"]*3 and set(h1.phase[3:]) == {"epochs"} and 1 <= len(h2) <= 4
+    # recipe 'paper': one parameter group training every parameter in every phase, at lr, lr/2, then lr_max's upper end
+    r1, r2 = (json.loads((out/s/"run.json").read_text()) for s in ("stage1", "stage2"))
+    assert r1["recipe"] == r2["recipe"] == "paper" and r1["n_params"] == r2["n_params"] == 15_418_702
+    for p in r1["phases"] + r2["phases"]:
+        assert len(p["groups"]) == 1 and p["trainable_params"] == p["groups"][0]["n_params"] == r1["n_params"], p
+    got = [(p["name"], p["groups"][0]["lr"], p["groups"][0]["wd"]) for p in r1["phases"] + r2["phases"]]
+    assert [g[0] for g in got] == ["freeze_epochs", "epochs", "epochs"], got
+    assert [g[1:] for g in got] == [pytest.approx((6e-3, 1e-3)), pytest.approx((3e-3, 1e-3)), pytest.approx((1e-3, 1e-2))], got
+    assert [c["min_delta"] for c in r1["callbacks"]] == [1e-4, 1e-3] and r1["callbacks"][1]["patience"] == 5
     print(f"\nsynthetic pipeline: mean test AUC {m['mean_auc']:.3f} on {n_test} test images, {secs:.0f}s")
     assert m["mean_auc"] >= 0.80, f"mean test AUC {m['mean_auc']:.3f} < 0.80 (per class: {m['per_class_auc']})"
+
+def _fake_body(path):
+    "A torchvision-format VGG16-BN body with random weights (no network here): `pretrained` as a file, so 'fastai' has a frozen phase."
+    import torch, torchvision
+    sd = {k: v for k, v in torchvision.models.get_model("vgg16_bn", weights=None).state_dict().items() if not k.startswith("classifier.")}
+    torch.save(sd, path)
+    return str(path)
+
+def test_fastai_recipe_on_paper_original_end_to_end(tmp_path, capsys):
+    "Recipe 'fastai' through the three notebooks (1 epoch per phase) on the original's leaky partition: the frozen phase trains fewer parameters than the model has; the leak is printed before training and stated in every output."
+    from cxr_lka.synthetic import make_synthetic_nih
+    from cxr_lka.pipeline import run_notebooks
+    data = make_synthetic_nih(tmp_path/"data", n_patients=40, image_size=32, seed=0)
+    out = tmp_path/"run"
+    t0 = time.time()
+    run_notebooks(out, data, image_size=32, batch_size=8, use_cache=True, num_workers=0, recipe="fastai",
+                  protocol="paper-original", pretrained=_fake_body(tmp_path/"body.pth"),
+                  stage1=dict(lr=1e-3, freeze_epochs=1, epochs=1), stage2=dict(epochs=1), test=dict(gradcam_n=0))
+    printed = capsys.readouterr().out
+    assert "Leaky by design (protocol 'paper-original'" in printed
+    assert printed.index("Leaky by design") < printed.index("running train-stage-1-bceloss.ipynb")    # before anything trains
+    r1, r2 = (json.loads((out/s/"run.json").read_text()) for s in ("stage1", "stage2"))
+    assert r1["recipe"] == r2["recipe"] == "fastai"
+    frozen, unfrozen = r1["phases"]
+    assert (frozen["name"], unfrozen["name"], len(frozen["groups"]), len(r2["phases"][0]["groups"])) == ("frozen", "unfrozen", 2, 2)
+    assert frozen["trainable_params"] < r1["n_params"] == unfrozen["trainable_params"] == 15_418_702, r1["phases"]
+    assert [g["lr"] for g in r2["phases"][0]["groups"]] == pytest.approx([2e-5, 8e-5]) and r2["wd"] == pytest.approx(1e-3)
+    assert [c["min_delta"] for c in r1["callbacks"]] == [0.0, 0.0]
+    # the leak, in every output of the run
+    assert r1["leaky"] and r1["leak"]["statement"].startswith("Leaky by design") and r2["leak"] == r1["leak"]
+    assert "split_stage1" in pd.read_csv(out/"stage1"/"split.csv")
+    assert r1["leak"]["test_images_in_stage1"] > 0            # (14 of 25 test images on this set)
+    n_seen = r1["leak"]["test_images_in_stage1"]              # stage 2 starts from weights whose stage 1 saw them: said, not refused
+    assert any(n.startswith(f"leaky by design: {n_seen} of this run's") for n in r2["notes"]), r2["notes"]
+    m = json.loads((out/"test"/"metrics.json").read_text())
+    assert m["protocol"] == "paper-original" and m["leaky"] and m["leak"]["statement"] == r1["leak"]["statement"]
+    assert f"**{r1['leak']['statement']}" in (out/"test"/"results.md").read_text()
+    assert m["n_test_images"] == int((pd.read_csv(out/"test"/"split.csv")["split"] == "test").sum())
+    print(f"\nfastai recipe on paper-original: {time.time() - t0:.0f}s")
 
 def test_unknown_parameter_fails_before_running(tmp_path):
     "A mistyped papermill parameter stops the pipeline at once, naming it; nothing runs."
@@ -98,7 +149,7 @@ def _stage1_cmd(data, out, epochs=3):
     code = ("import torch; torch.set_num_threads(1)\n"
             "from cxr_lka.train import TrainConfig, train_stage1\n"
             f"train_stage1(TrainConfig.stage1(data_dir={str(data)!r}, out_dir={str(out)!r}, image_size=32, batch_size=8,"
-            f" pretrained=False, lr=2e-3, epochs={epochs}, use_cache=False, num_workers=0))")
+            f" pretrained=False, lr=2e-3, freeze_epochs=0, epochs={epochs}, use_cache=False, num_workers=0))")
     return [PY, "-c", code]
 
 def test_killed_process_resumes_to_the_same_result(tmp_path):

@@ -106,7 +106,7 @@ def test_every_module_has_a_page_with_its_api(site):
         page = _page(site, docs_build.page_name(nb))
         if not page.is_file(): problems.append(f"no page for {nb.name}"); continue
         title = re.search(r'<title>(.*?)</title>', page.read_text(), re.S)
-        if not title or not html.unescape(title.group(1)).strip().startswith(_h1(nb)):
+        if not title or not _plain(title.group(1)).strip().startswith(_h1(nb)):
             problems.append(f"{page.name}: <title> {title and title.group(1)!r} does not start with the notebook's H1 {_h1(nb)!r}")
         if nb.name != 'index.ipynb' and f'href="{page.name}"' not in home: problems.append(f"the home page does not link {page.name}")
     for mod, nb in mods:
@@ -119,6 +119,10 @@ def test_every_module_has_a_page_with_its_api(site):
 
 def test_links_and_images_resolve(site):
     assert broken_links(site.out) == []
+
+def _plain(s:str) -> str:
+    "HTML text with entities decoded and Sphinx's typographic quotes made plain ASCII again."
+    return html.unescape(s).translate(str.maketrans({'\u2019': "'", '\u2018': "'", '\u201c': '"', '\u201d': '"'}))
 
 def _visible_text(page:Path, code=False, inline_code=True) -> str:
     "The text of the article of a page: outputs, prose and API entries (the cells' own code when `code`, inline code when `inline_code`)."
@@ -134,7 +138,7 @@ def _visible_text(page:Path, code=False, inline_code=True) -> str:
 
 def test_pages_are_clean(site):
     "Outputs and prose: no machine or temp paths, no progress-bar debris, no nbdev directives, no raw markdown or Quarto attributes."
-    checks = {'a path of this machine': re.compile('|'.join(re.escape(str(p)) for p in {ROOT, ROOT.resolve(), ROOT.parent})),
+    checks = {'a path of this machine': re.compile(r'(?<![\w.-])(?:' + '|'.join(re.escape(str(p)) for p in {ROOT, ROOT.resolve(), ROOT.parent}) + r')(?![\w.-])'),
               'an absolute machine path': re.compile(r'(?<![\w.:/])/(?:work|tmp|home|root|Users|private/var)/[\w.-]+'),
               'progress-bar debris': re.compile(r'█|\r|\d+\.\d\d% \[\d+/\d+'),
               'an nbdev directive': re.compile(r'#\|\s*(export|hide|default_exp|slow)'),
@@ -326,7 +330,7 @@ def test_benchmarks_page_shows_bench_readme(site, tmp_path):
     shutil.copy(run_all.DOCS_NB, nb)
     assert not run_all.sync_docs_page(ROOT/'bench'/'README.md', nb), \
         f"{run_all.DOCS_NB.name} differs from bench/README.md: run `python bench/run_all.py --sync-docs`"
-    page = _visible_text(_page(site, docs_build.page_name(run_all.DOCS_NB)))
+    page = _plain(_visible_text(_page(site, docs_build.page_name(run_all.DOCS_NB))))
     for heading in re.findall(r'^### (.+)$', (ROOT/'bench'/'README.md').read_text(), re.M):
         plain = re.sub(r'[`*]', '', heading).strip()
         assert plain in page, f"benchmarks page lacks the table {heading!r}"

@@ -11,7 +11,7 @@ __all__ = ['STUDY_KEYS', 'EXECUTOR_KEYS', 'SLURM_KEYS', 'SLURM_DEFAULTS', 'COMPA
            'plot_study_forest', 'write_study_report', 'kernel_slug', 'kaggle_kernels', 'report_from_inputs',
            'tracking_callbacks', 'study_cli']
 
-# %% ../nbs/17_study.ipynb #58bfa8a2
+# %% ../nbs/17_study.ipynb #bf5d1d45
 import ast, hashlib, itertools, json, os, queue, re, shutil, socket, subprocess, sys, time
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field, asdict
@@ -29,7 +29,7 @@ from .models import variant_table
 from .pipeline import NOTEBOOKS, kaggle_dir, notebook_params, check_params, notebook_configs, run_notebooks
 from .compare import load_run, check_comparable, compare_runs, write_comparison, holm
 
-# %% ../nbs/17_study.ipynb #998d4dee
+# %% ../nbs/17_study.ipynb #00b363dc
 STUDY_KEYS = {'name': "the study's name (default: the study file's name)", 'description': 'a sentence for study.md',
               'reference': "the configuration every other is compared with: a configuration's name or parameter values "
                            "(default: the paper's VGG16-BN + LKA after stages 3, 4, 5)",
@@ -71,7 +71,7 @@ def read_study_file(path, # a .json, .yaml or .yml study file
     if not isinstance(d, dict): raise ValueError(f"{p} holds a {type(d).__name__}, not a mapping of the keys {sorted(STUDY_KEYS)}.")
     return d
 
-# %% ../nbs/17_study.ipynb #fec43d0a
+# %% ../nbs/17_study.ipynb #1a442aae
 @dataclass
 class Configuration:
     "One model of a study: its folder name, what it sets, every notebook's parameters and the configuration it is compared with."
@@ -118,7 +118,7 @@ class Study:
     def from_dict(cls, d:dict):
         return cls(**{**d, 'configurations': [Configuration(**c) for c in d['configurations']]})
 
-# %% ../nbs/17_study.ipynb #789fcde4
+# %% ../nbs/17_study.ipynb #ba23a72a
 def _split(d:dict, where:str) -> tuple:
     "{'epochs': 2, 'stage1.lr': 1e-3} -> ({'epochs': 2}, {'stage1': {'lr': 1e-3}}); an unknown prefix -> ValueError."
     if not isinstance(d, dict): raise ValueError(f"{where} must be a mapping of parameter names to values, got {type(d).__name__}.")
@@ -160,7 +160,7 @@ def _auto_name(model:dict, axes:dict) -> str:
 
 NAME_RE = re.compile(r'[A-Za-z0-9][A-Za-z0-9._+-]*')
 
-# %% ../nbs/17_study.ipynb #cef240a4
+# %% ../nbs/17_study.ipynb #c533f857
 def _section(spec, key, known, where):
     "A mapping section of the study file with only `known` keys."
     d = spec.get(key) or {}
@@ -281,7 +281,7 @@ def load_study(spec, # a study file (.json/.yaml) or its dict
     return Study(str(spec.get('name') or name or 'study'), confs, str(spec.get('description') or ''), executor,
                  slurm, comp, json.loads(json.dumps(spec, default=str)))
 
-# %% ../nbs/17_study.ipynb #c33326fc
+# %% ../nbs/17_study.ipynb #3846bc57
 STAGE_FILES = {'stage1': ('stage1/model.pth', 'stage1/run.json'), 'stage2': ('stage2/model.pth', 'stage2/run.json'),
                'test': ('test/metrics.json', 'test/predictions.csv')}   # a stage is finished when its files are there
 
@@ -340,7 +340,7 @@ def study_status(study_dir) -> pd.DataFrame:
     return pd.DataFrame([dict(name=c.name, state=configuration_state(d/c.name), stages_done=' '.join(stages_done(d/c.name)) or '-',
                               reference=c.reference) for c in study.configurations]).set_index('name')
 
-# %% ../nbs/17_study.ipynb #98e3a3e8
+# %% ../nbs/17_study.ipynb #01f0740e
 def run_configuration(study_dir, # the study folder (prepared by `prepare_study_dir`)
                       name:str, # the configuration's name (its folder)
                       log_output:bool=True, # echo the notebooks' output (to this process's stdout: log.txt, the SLURM log)
@@ -372,7 +372,7 @@ class ConfigurationJob(_Checkpointable):
     "One configuration as a submitit job (`run_configuration`); after a timeout or preemption SLURM requeues it and it resumes."
     def __call__(self, study_dir, name): return run_configuration(study_dir, name)
 
-# %% ../nbs/17_study.ipynb #29d139b1
+# %% ../nbs/17_study.ipynb #49c95381
 _ONE = "import sys; from cxr_lka.study import run_configuration; run_configuration(sys.argv[1], sys.argv[2])"
 
 def visible_gpus() -> list:
@@ -458,7 +458,7 @@ def run_slurm(study_dir, # the prepared study folder
                                                            f"FAILED: {st.get('error')}; log {d/'submitit'}/{j.job_id}_0_log.out"))
     return codes
 
-# %% ../nbs/17_study.ipynb #194e21e2
+# %% ../nbs/17_study.ipynb #052d3859
 def run_study(study, # a study file, its dict, or a `Study`
               out, # the study folder: one subfolder per configuration, study.json, the report
               executor:str|None=None, # 'local' or 'slurm' (default: the study file's, else 'local')
@@ -495,7 +495,7 @@ def run_study(study, # a study file, its dict, or a `Study`
                                     f"see their status.json and log.txt in {out}, then run the same command again to continue them.", code=1)
     return status
 
-# %% ../nbs/17_study.ipynb #4ed35f1d
+# %% ../nbs/17_study.ipynb #bb6820ef
 _COSTS = {}
 def model_costs(arch:str, attention:str|None, stages, image_size:int) -> dict:
     "Parameters (M) and GFLOPs of one forward pass at `image_size` (`cxr_lka.models.variant_table`, on the meta device)."
@@ -556,7 +556,7 @@ def study_table(study_dir, # a study folder (`run_study`'s out)
     t.attrs.update(comparisons=comparisons, study=study.name, description=study.description, axes=axes, **cmp)
     return t
 
-# %% ../nbs/17_study.ipynb #a181d2bc
+# %% ../nbs/17_study.ipynb #08f6cd1f
 def _f(x, d=3, sign=False): return 'n/a' if x is None or pd.isna(x) else (f"{x:+.{d}f}" if sign else f"{x:.{d}f}")
 
 def _p(p, floor):
@@ -610,7 +610,7 @@ def study_markdown(t:pd.DataFrame, # from `study_table`
     figs = ["![Mean AUC, attention × placement](study_heatmap.png)", "", "![ΔAUC vs the reference](study_forest.png)"]
     return '\n'.join(out) + '\n\n' + '\n\n'.join(notes) + '\n\n' + '\n'.join(figs) + '\n'
 
-# %% ../nbs/17_study.ipynb #c3e897d4
+# %% ../nbs/17_study.ipynb #ff02a070
 def plot_heatmap(t:pd.DataFrame, # from `study_table`
                  alpha:float=0.05, # '*' where the Holm-adjusted p is below this
                 ) -> plt.Figure:
@@ -661,6 +661,7 @@ def plot_study_forest(t:pd.DataFrame, # from `study_table`
     ax.axvline(0, color='grey', ls='--', lw=1)
     lvl = round(100*t.attrs['level'])
     ax.set_xlabel(f"ΔAUC vs {next(iter(refs)) if len(refs) == 1 else 'the reference'} (mean over classes), {lvl}% paired patient-bootstrap CI")
+    if not len(shown): ax.text(0.5, 0.5, 'nothing compared yet', transform=ax.transAxes, ha='center', va='center', color='grey')
     ax.set_title(f"Filled: Holm-adjusted p < {alpha} over the study's {int(t.p.notna().sum())} comparisons", fontsize=9)
     if len(missing): fig.text(0.01, 0.01, "Not compared: " + ', '.join(f"{n} ({r.state if r.state != 'done' else r.note or 'n/a'})" for n, r in missing.iterrows())[:160],
                               fontsize=7, color='grey')
@@ -688,7 +689,7 @@ def write_study_report(study_dir, # a study folder
         for k, p in write_comparison(tab, out/'comparison'/ref, dpi=dpi).items(): paths[f'comparison/{ref}/{k}'] = p
     return paths
 
-# %% ../nbs/17_study.ipynb #2fdda1da
+# %% ../nbs/17_study.ipynb #81413d49
 KAGGLE_USER = 'your-kaggle-username'
 _SHORT = {'stage1': 's1', 'stage2': 's2', 'test': 'test'}
 _LOCAL_PATHS = ('data_dir', 'out_dir', 'weights', 'cache_dir', 'input_root')   # this machine's paths: never baked into a kernel
@@ -789,7 +790,7 @@ def report_from_inputs(study, # the study as `Study.to_dict` (a dict or its JSON
         _write_status(out/c.name, state='done', source=str(hits[0]))
     return write_study_report(out)
 
-# %% ../nbs/17_study.ipynb #71eb86fa
+# %% ../nbs/17_study.ipynb #c68a48d7
 TRACKERS = {   # name -> (fastai module, callback class, the package it needs)
     'tensorboard': ('fastai.callback.tensorboard', 'TensorBoardCallback', 'tensorboard'),
     'wandb': ('fastai.callback.wandb', 'WandbCallback', 'wandb'),
@@ -818,7 +819,7 @@ def tracking_callbacks(track=None, # None/'' (off: the default), a name of `TRAC
             cbs.append(cb(log_preds=False, log_model=False))
     return cbs
 
-# %% ../nbs/17_study.ipynb #16423ab3
+# %% ../nbs/17_study.ipynb #ab634794
 COMMANDS = ('run', 'report', 'kaggle')
 
 def _study_command(command, path, out, executor, workers, gpus, submit_only, user, data_dir, n_resamples):

@@ -1,5 +1,7 @@
 from configparser import ConfigParser
-import setuptools, shlex
+from pathlib import Path
+import setuptools, shlex, shutil
+from setuptools.command.build_py import build_py
 
 # note: all settings are in settings.ini; edit there, not here
 config = ConfigParser(delimiters=['='])
@@ -27,6 +29,28 @@ if cfg.get('pip_requirements'): requirements += shlex.split(cfg.get('pip_require
 min_python = cfg['min_python']
 lic = licenses.get(cfg['license'].lower(), (cfg['license'], None))
 dev_requirements = (cfg.get('dev_requirements') or '').split()
+# pip install cxr_lka[study]: what cxr-lka-study's SLURM executor needs (submitit); Kaggle and the local executor do not
+extras = {'dev': dev_requirements, 'study': (cfg.get('study_requirements') or '').split()}
+
+# The kaggle/ notebooks (and their kernel metadata) and the bundled real sample travel with the package, in the
+# repository's layout under cxr_lka/_bundle/, so that cxr-lka-pipeline, cxr-lka-demo and cxr-lka-study run from a
+# wheel (cxr_lka.pipeline.bundle_dir finds them). MANIFEST.in puts the same files into the sdist.
+BUNDLE = ['kaggle/*.ipynb', 'kaggle/*/kernel-metadata.json', 'kaggle/README.md', 'sample/README.md', 'sample/nih14-sample/**/*']
+
+class BuildPyWithBundle(build_py):
+    "build_py, then copy the BUNDLE files into <build>/cxr_lka/_bundle/ (not for editable installs: they use the clone)."
+    def run(self):
+        super().run()
+        if getattr(self, 'editable_mode', False) or self.dry_run: return
+        src, dest = Path(__file__).resolve().parent, Path(self.build_lib)/cfg['lib_path']/'_bundle'
+        files = sorted({f for pat in BUNDLE for f in src.glob(pat) if f.is_file()})
+        missing = [p for p in BUNDLE if not any(src.glob(p))]
+        if missing: print(f"warning: no file matches {missing}: the wheel will lack them (cxr-lka-pipeline/demo need them)")
+        for f in files:
+            out = dest/f.relative_to(src)
+            out.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(f, out)
+        print(f"bundled {len(files)} files of kaggle/ and sample/ into {dest}")
 
 setuptools.setup(
     name = cfg['lib_name'],
@@ -40,7 +64,8 @@ setuptools.setup(
     packages = setuptools.find_packages(include=['cxr_lka', 'cxr_lka.*']),
     include_package_data = True,
     install_requires = requirements,
-    extras_require={ 'dev': dev_requirements },
+    extras_require=extras,
+    cmdclass={'build_py': BuildPyWithBundle},
     dependency_links = cfg.get('dep_links','').split(),
     python_requires  = '>=' + cfg['min_python'],
     long_description = open('README.md', encoding='utf-8').read(),

@@ -130,11 +130,25 @@ def test_help_is_quiet():
         p = run([script(name), "--help"], timeout=300)
         assert p.stdout.startswith("usage:") and p.stderr == "", (name, p.stderr)
 
-def test_demo_leaves_its_files(tmp_path):
-    "The main job on the bundled 123 real images: executed notebooks, checkpoints, metrics, figures."
-    out = tmp_path/"demo"
+WHEEL_SRC = ["setup.py", "settings.ini", "README.md", "MANIFEST.in", "LICENSE", "NOTICE", "CONTRIBUTING.md", "cxr_lka", "kaggle", "sample"]
+
+def test_demo_from_the_wheel_outside_a_clone(tmp_path):
+    "The main job from an installed wheel: built from this tree, installed into a clean target, cxr-lka-demo run from a temporary folder (no clone above it) leaves the executed notebooks, checkpoints, metrics and figures."
+    import shutil
+    src, dist, target, cwd = (tmp_path/n for n in ("src", "dist", "target", "elsewhere"))
+    src.mkdir(); cwd.mkdir()
+    for f in WHEEL_SRC:    # a copy: building in place would leave build/ and *.egg-info in the tree
+        (shutil.copytree(ROOT/f, src/f, ignore=shutil.ignore_patterns("__pycache__", "_bundle")) if (ROOT/f).is_dir() else shutil.copy2(ROOT/f, src/f))
+    run([PY, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation", "--wheel-dir", str(dist), str(src)], timeout=600)
+    run([PY, "-m", "pip", "install", "-q", "--no-deps", "--target", str(target), *map(str, dist.glob("*.whl"))], timeout=600)
+    env = {"PYTHONPATH": str(target)}
+    p = run([PY, "-c", "import cxr_lka.pipeline as p; print(p.__file__); print(p.kaggle_dir())"], cwd=cwd, env=env, timeout=300)
+    mod, nbs = p.stdout.split()[-2:]
+    assert Path(mod).is_relative_to(target) and Path(nbs) == target/"cxr_lka"/"_bundle"/"kaggle", p.stdout
+    assert (target/"cxr_lka"/"_bundle"/"sample"/"nih14-sample"/"Data_Entry_2017.csv").is_file()
+    out = cwd/"demo"
     t0 = time.time()
-    p = run(_script("cxr-lka-demo", "demo_cli", "--out", str(out)), timeout=1500)
+    p = run([str(target/"bin"/"cxr-lka-demo"), "--out", "demo"], cwd=cwd, env=env, timeout=1500)
     for f in ["train-stage-1-bceloss.ipynb", "train-stage-2-focalloss.ipynb", "test-notebook.ipynb",
               "stage1/model.pth", "stage1/lr_find.png", "stage2/model.pth", "test/metrics.json",
               "test/roc_curves.png", "test/gradcam.png"]:
@@ -143,7 +157,8 @@ def test_demo_leaves_its_files(tmp_path):
     split = pd.read_csv(out/"test"/"split.csv")
     assert m["n_test_images"] == int((split["split"] == "test").sum()) > 0
     assert "mean NOTHING" in p.stdout and "Kaggle" in p.stdout
-    print(f"\ndemo: {time.time() - t0:.0f}s")
+    assert str(target/"cxr_lka"/"_bundle"/"sample"/"nih14-sample") in json.loads((out/"stage1"/"config.json").read_text())["data_dir"]
+    print(f"\ndemo from the wheel: {time.time() - t0:.0f}s")
 
 def _stage1_cmd(data, out, epochs=3):
     code = ("import torch; torch.set_num_threads(1)\n"

@@ -421,7 +421,8 @@ def predict(learn_or_model, # a fastai `Learner`, or a bare `nn.Module` (then `d
     if not _has_activation(old_loss): learn.loss_func = BCEWithLogitsLossFlat()  # sigmoid activation for the predictions
     trackers = [cb for cb in learn.cbs if isinstance(cb, TrackerCallback)]   # e.g. SaveModelCallback: `tta` would run its after_fit
     try:
-        with learn.removed_cbs(trackers): probs, targs = learn.tta(dl=dl, n=n_tta) if tta else learn.get_preds(dl=dl)
+        with learn.removed_cbs(trackers), learn.no_logging():    # no training table header from `tta`
+            probs, targs = learn.tta(dl=dl, n=n_tta) if tta else learn.get_preds(dl=dl)
     except (RuntimeError, ValueError) as e:  # fastai computes the loss too: a wrong output size fails there
         with torch.no_grad(): n_out = learn.model.eval()(dl.one_batch()[0]).shape[-1]
         if n_out != len(labels): raise ValueError(f"predict: the model gives {n_out} outputs per image for {len(labels)} labels.") from e

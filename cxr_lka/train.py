@@ -93,6 +93,7 @@ class TrainConfig:
     lr_find_iters:int=100               # iterations of lr_find
     tta:bool=False                      # test: test-time augmentation
     gradcam_n:int=8                     # test: images in gradcam.png (0: none)
+    subgroups:bool=True                 # test: subgroup, underdiagnosis and calibration report (`cxr_lka.calibration`)
 
     def __post_init__(self):
         self.stages = tuple(int(s) for s in ((self.stages,) if isinstance(self.stages, int) else self.stages or ()))

@@ -153,3 +153,29 @@ def test_predict_at_the_checkpoint_size(tmp_path):
     assert p.returncode == 2 and p.stderr.splitlines() == [
         "cxr-lka-predict: error: image_size=224 conflicts with the model's 96 px, the size it was trained at; "
         "leave image_size unset to use 96 px."], p.stderr
+
+def test_bad_values_and_places_are_one_line(checkpoint, small_data, tmp_path):
+    "Issue 14 item 7 as real processes: a bad option value, a device this machine lacks, a place that cannot be written: exit 2, one line on stderr, nothing on stdout."
+    import torch
+    img = sorted((SAMPLE/'images_001'/'images').glob('*.png'))[0]
+    (tmp_path/'file').write_text('a file where a folder should be')
+    cases = [('cxr-lka-predict', [img, '--weights', checkpoint, '--bs', 0], "--bs must be a whole number >= 1, not 0."),
+             ('cxr-lka-predict', [img, '--weights', checkpoint, '--csv', tmp_path/'file'/'p.csv'], f"cannot write the CSV to {tmp_path/'file'/'p.csv'}: "),
+             ('cxr-lka-cache', [small_data, '--size', 0, '--out', tmp_path/'c'], "--size must be a whole number >= 1, not 0.")]
+    if not torch.cuda.is_available():
+        cases.append(('cxr-lka-predict', [img, '--weights', checkpoint, '--device', 'cuda'], "--device 'cuda': CUDA is not available here"))
+    for name, args, want in cases:
+        p = cli(name, *args, tmp=tmp_path)
+        assert (p.returncode, p.stdout, len(p.stderr.splitlines())) == (2, '', 1), (name, args, p.returncode, p.stdout[-500:], p.stderr[-2000:])
+        assert p.stderr.startswith(f"{name}: error: {want}"), (name, p.stderr)
+
+def test_same_file_name_in_two_folders(checkpoint, tmp_path):
+    "Issue 14 item 4: a/scan.png and b/scan.png get two Grad-CAM files and two table columns, each keyed by its folder."
+    imgs = sorted((SAMPLE/'images_001'/'images').glob('*.png'))[:2]
+    for sub, src in zip('ab', imgs): (tmp_path/sub).mkdir(); shutil.copy(src, tmp_path/sub/'scan.png')
+    p = cli('cxr-lka-predict', tmp_path/'a'/'scan.png', tmp_path/'b'/'scan.png', '--weights', checkpoint, '--image_size', 32,
+            '--device', 'cpu', '--cam', tmp_path/'cams', '--cam_class', 'Mass', tmp=tmp_path)
+    assert p.returncode == 0 and p.stderr == '', p.stderr[-3000:]
+    assert sorted(f.name for f in (tmp_path/'cams').iterdir()) == ['a__scan_Mass.png', 'b__scan_Mass.png']
+    header = p.stdout.splitlines()[0].split()
+    assert header == ['a__scan.png', 'b__scan.png'], p.stdout

@@ -35,9 +35,11 @@ def test_pipeline_learns_synthetic(synthetic, tmp_path):
     secs = time.time() - t0
     for f in ["train-stage-1-bceloss.ipynb", "train-stage-2-focalloss.ipynb", "test-notebook.ipynb",
               "stage1/model.pth", "stage1/history.csv", "stage1/split.csv", "stage2/model.pth", "stage2/history.csv",
-              "test/metrics.json", "test/per_class.csv", "test/predictions.csv", "test/roc_curves.png", "test/gradcam.png"]:
+              "test/metrics.json", "test/per_class.csv", "test/predictions.csv", "test/roc_curves.png", "test/gradcam.png",
+              "test/subgroups.csv", "test/subgroups.md", "test/subgroups_forest.png", "test/calibration.png"]:   # subgroups=True by default
         assert (out/f).exists(), f
     m = json.loads((out/"test"/"metrics.json").read_text())
+    assert set(m["subgroups"]["mean_auc"]) >= {"All", "Patient Gender"} and m["calibration"]["mean_ece"] is not None, m.get("subgroups")
     split = pd.read_csv(out/"stage1"/"split.csv")
     n_test = int((split["split"] == "test").sum())
     assert m["n_test_images"] == n_test == len(pd.read_csv(out/"test"/"predictions.csv"))
@@ -196,3 +198,40 @@ def test_killed_process_resumes_to_the_same_result(tmp_path):
     h_ref = pd.read_csv(tmp_path/"ref"/"stage1"/"history.csv").drop(columns="seconds")
     h_res = pd.read_csv(out/"stage1"/"history.csv").drop(columns="seconds")
     assert h_ref.equals(h_res), (h_ref, h_res)
+
+# Every value the test notebook's parameters document (kaggle/README.md), through the notebook at least once:
+# the other tests run it with the defaults, gradcam_n=0, 'paper-original', weights=None; these runs take the rest.
+TEST_NOTEBOOK_RUNS = [
+    dict(arch="resnet50", attention=None, stages=[], protocol="official", tta=True, use_cache=False, subgroups=False, gradcam_n=2,
+         max_images=40, num_workers=0),
+    dict(arch="densenet121", attention="cbam", stages=[4], protocol="paper-images", tta=False, use_cache=True, subgroups=True,
+         gradcam_n=0, batch_size=16),
+    dict(arch="vgg16_bn", attention="se", stages=[5], protocol="paper", tta=True, use_cache=True, subgroups=True, gradcam_n=1,
+         valid_pct=0.25, seed=0),
+]
+
+def test_test_notebook_runs_every_documented_value(tmp_path):
+    """The test notebook (papermill) with every documented non-default value, on a stage-2 checkpoint made in-process
+    (random weights, 32 px, 20 synthetic patients): tta=True no longer fails on models/best.pth (issue 14 item 10);
+    subgroups=False writes no subgroup files, True writes them; each run evaluates every test image of its split."""
+    import torch
+    from cxr_lka.synthetic import make_synthetic_nih
+    from cxr_lka.models import build_model, save_checkpoint
+    from cxr_lka.pipeline import run_notebooks
+    data = make_synthetic_nih(tmp_path/"data", n_patients=20, image_size=32, seed=0)
+    t0 = time.time()
+    for i, p in enumerate(TEST_NOTEBOOK_RUNS):
+        torch.manual_seed(i)
+        w = save_checkpoint(build_model(p["arch"], p["attention"], p["stages"] or None, image_size=32), tmp_path/f"w{i}.pth")
+        out = tmp_path/f"run{i}"
+        run_notebooks(out, data, only=["test"], image_size=32, weights=str(w), **{k: v for k, v in p.items() if k != "stages"},
+                      test=dict(stages=p["stages"] or [5]))
+        m = json.loads((out/"test"/"metrics.json").read_text())
+        split = pd.read_csv(out/"test"/"split.csv")
+        assert m["n_test_images"] == int((split["split"] == "test").sum()) == len(pd.read_csv(out/"test"/"predictions.csv")) > 0
+        assert (m["tta"], m["protocol"]) == (p["tta"], p["protocol"]), m
+        assert (out/"test"/"gradcam.png").exists() == bool(p["gradcam_n"])
+        for f in ("subgroups.csv", "subgroups.md", "subgroups_forest.png", "calibration.png"):
+            assert (out/"test"/f).exists() == p["subgroups"], (i, f)
+        assert ("subgroups" in m) == ("calibration" in m) == p["subgroups"], list(m)
+    print(f"\ntest notebook, {len(TEST_NOTEBOOK_RUNS)} runs: {time.time() - t0:.0f}s")

@@ -19,8 +19,7 @@ import matplotlib.pyplot as plt
 import seaborn as sns
 from fastcore.script import call_parse, Param
 from fastprogress.fastprogress import progress_bar
-from .cli import _run, _quiet
-_quiet()   # fastai's import-time torch.jit.script warning (that one only), before cxr_lka.data imports fastai (as cxr_lka.pipeline does)
+from .cli import _run
 from .data import LABELS, atomic_write
 from .evaluate import patient_resamples, per_class_auc, macro_mean
 
@@ -574,5 +573,4 @@ def compare_cli(runs:Param("test output folders (predictions.csv + metrics.json)
                 level:float=0.95, # confidence level of the intervals
                ):
     "Compare models scored on the same test images: per-class ΔAUC with DeLong's test, mean ΔAUC by a paired patient bootstrap, Holm-adjusted p."
-    _quiet()
     return _run('cxr-lka-compare', _compare, runs, out, reference, clustered, n_resamples, seed, level)

@@ -11,8 +11,6 @@ __all__ = ['world', 'patch_fastai_distributed', 'unpatch_fastai_distributed', 'd
 # %% ../nbs/13_distributed.ipynb #938d8135
 import contextlib, json, os, socket, subprocess, sys, tempfile, warnings
 from pathlib import Path
-
-warnings.filterwarnings('ignore', message=r"`torch\.jit\.script` is deprecated", category=FutureWarning)  # fastai.layers' import (as in cxr_lka.pipeline)
 import torch
 from fastcore.script import call_parse, Param, bool_arg
 from fastai.learner import Learner, defaults
@@ -20,6 +18,8 @@ from fastai.callback.progress import ProgressCallback
 from fastai.torch_core import rank_distrib, num_distrib
 import fastai.distributed as fdist
 from torch.distributed.elastic.multiprocessing.errors import record
+
+from .core import unwrap_model
 
 # %% ../nbs/13_distributed.ipynb #5d4f6ac1
 def world() -> dict:
@@ -80,7 +80,7 @@ def ddp_ctx(learn:Learner, # the Learner to train data-parallel
 def weights_checksum(model:torch.nn.Module, # a model (or its DDP wrapper)
                     ) -> float:
     "Sum of all parameters (float64): equal on every rank while DDP keeps the replicas in sync."
-    return float(sum(p.detach().double().sum() for p in getattr(model, 'module', model).parameters()))
+    return float(sum(p.detach().double().sum() for p in unwrap_model(model).parameters()))
 
 class _DDPTrainer(fdist.DistributedTrainer):
     "fastai's `DistributedTrainer` with preset arguments (so `Learner` can create it from `defaults.callbacks`); records `weights_checksum` after every epoch."

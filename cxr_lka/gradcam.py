@@ -22,7 +22,7 @@ from .preprocess import xray_tensor, seen_region   # re-exported: `from cxr_lka.
 from .models import last_attention_layer, unwrap_model, model_preprocessing
 
 # %% ../nbs/07_gradcam.ipynb #718b3497
-def _key(s) -> str: return ''.join(ch for ch in str(s).lower() if ch.isalnum())
+from .core import name_key as _key   # label names compared loosely: one definition, in core
 
 def model_labels(model, # a `CXRNet`, a fastai `Learner`, or a DataParallel wrapper
                 ) -> list:

@@ -16,7 +16,8 @@ from torch import nn
 
 from .data import LABELS, SPLITS, load_xray, find_images, BadImageError
 from .models import model_preprocessing
-from .gradcam import compute_cams, overlay, model_labels, _key
+from .core import name_key, progress as show_progress
+from .gradcam import compute_cams, overlay, model_labels
 
 # %% ../nbs/10_localize.ipynb #70f00015
 BBOX_ALIASES = {'infiltrate': 'Infiltration'}  # NIH's box-list spelling -> LABELS
@@ -40,8 +41,8 @@ def load_bboxes(csv, # NIH's BBox_List_2017.csv (or a file in its format, e.g. a
     df = raw.iloc[:, :6].copy()
     df.columns = ['image', 'label', 'x', 'y', 'w', 'h']
     df['image'] = df['image'].str.strip()
-    canon = {_key(l): l for l in LABELS} | {k: v for k, v in BBOX_ALIASES.items()}
-    keys = df['label'].map(_key)
+    canon = {name_key(l): l for l in LABELS} | {k: v for k, v in BBOX_ALIASES.items()}
+    keys = df['label'].map(name_key)
     bad = ~keys.isin(list(canon))
     if bad.any():
         raise ValueError(f"{csv}: unknown finding label(s) {sorted(df['label'][bad].unique())} in rows {_rows(bad)}; "
@@ -170,7 +171,6 @@ def evaluate_localisation(model, # a `CXRNet`, a fastai `Learner`, or a DataPara
                           splits=None, # the split: a frame with 'Image Index' and 'split' (`split_nih`, split.csv) or the CSV's path
                          ) -> pd.DataFrame: # per label (and 'all'): n, hit_rate, chance, mean_iou, empty_maps
     "Score the Grad-CAM map of each box's class against the box (test-split images by default): pointing game and IoU per label."
-    from fastprogress.fastprogress import progress_bar
     import json, matplotlib.pyplot as plt
     pre = model_preprocessing(model, image_size)
     boxes = load_bboxes(bboxes) if isinstance(bboxes, (str, Path)) else bboxes.reset_index(drop=True)
@@ -192,7 +192,7 @@ def evaluate_localisation(model, # a `CXRNet`, a fastai `Learner`, or a DataPara
     show = _pick_examples(todo['label'].tolist(), n_show)
     rows, examples, unreadable = [], [], []
     batches = range(0, len(todo), batch_size)
-    for i in (progress_bar(batches) if progress and len(todo) else batches):
+    for i in show_progress(batches, display=progress, desc=f'Grad-CAM of {len(todo)} boxes'):
         chunk, loaded = todo.iloc[i:i+batch_size], {}
         for name in dict.fromkeys(chunk['image']):
             try: loaded[name] = load_xray(images[name])

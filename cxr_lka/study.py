@@ -21,8 +21,7 @@ import pandas as pd
 import matplotlib.pyplot as plt
 import seaborn as sns
 from fastcore.script import call_parse, Param
-from .cli import _run, _quiet, CommandError
-_quiet()   # fastai's import-time torch.jit.script warning (that one only), before cxr_lka.pipeline imports fastai
+from .cli import _run, CommandError
 from .data import atomic_write
 from .backbones import get_backbone
 from .models import variant_table
@@ -852,5 +851,4 @@ def study_cli(command:Param("run: run the study; report: write its report; kaggl
               n_resamples:int=None, # report: paired bootstrap resamples (default: the study file's, else 1000)
              ):
     "The placement study: run every configuration's three notebooks (locally or on SLURM), report them with paired statistics, or write Kaggle kernels."
-    _quiet()
     return _run('cxr-lka-study', _study_command, command, path, out, executor, workers, gpus, submit_only, user, data_dir, n_resamples)

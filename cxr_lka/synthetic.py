@@ -11,7 +11,10 @@ import json, shutil
 from pathlib import Path
 import numpy as np, pandas as pd
 from PIL import Image
-from .data import LABELS, split_nih, load_nih_metadata, find_images
+from .core import progress as show_progress
+from .metadata import LABELS, load_nih_metadata
+from .images import find_images
+from .splits import split_nih
 
 # %% ../nbs/01_synthetic.ipynb #c4018958
 NIH_HEADER = ('Image Index,Finding Labels,Follow-up #,Patient ID,Patient Age,Patient Gender,View Position,'
@@ -230,9 +233,8 @@ def _write_lines(path, lines, final_newline=True):
 
 def _write_images(dest, df, Y, size, seed, layout, per_folder, progress, contrast=None):
     "Draw and save every image (`contrast`: a factor per image, or None); return the boxes as (box-list label, image, x, y, w, h) tuples."
-    from fastprogress.fastprogress import progress_bar
     out, anat = [], {}
-    for k in (progress_bar(range(len(df))) if progress else range(len(df))):
+    for k in show_progress(range(len(df)), display=progress, desc=f'drawing {len(df)} images'):
         name, pid, fu = df['Image Index'].iat[k], int(df['Patient ID'].iat[k]), int(df['Follow-up #'].iat[k])
         if pid not in anat: anat[pid] = patient_anatomy(np.random.default_rng([seed, 1, pid]))
         img, boxes = synthetic_xray([LABELS[j] for j in np.flatnonzero(Y[k])], size, [seed, 2, pid, fu], anat[pid],

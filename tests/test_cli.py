@@ -13,8 +13,8 @@ COMMANDS = {'cxr-lka-predict': 'predict_cli', 'cxr-lka-check': 'check_cli', 'cxr
             'cxr-lka-split': 'split_cli'}
 SAMPLE = ROOT/'sample'/'nih14-sample'
 
-def cli(name, *args, tmp=None, check=False, timeout=600):
-    return run([script(name)] + [str(a) for a in args], check=check, timeout=timeout)
+def cli(name, *args, tmp=None, check=False, timeout=600, env=None):
+    return run([script(name)] + [str(a) for a in args], check=check, timeout=timeout, env=env)
 
 @pytest.mark.parametrize('name', list(COMMANDS))
 def test_help(name, tmp_path):
@@ -92,7 +92,7 @@ def test_success_exits_zero_quietly(small_data, checkpoint, tmp_path):
                         ('cxr-lka-check', small_data, '--out', tmp_path/'pre.json', '--n_workers', 1, '--strict'),
                         ('cxr-lka-predict', *sorted((small_data/'images_001'/'images').glob('*.png'))[:2], '--weights', checkpoint,
                          '--image_size', 32, '--device', 'cpu')]:
-        p = cli(name, *args, tmp=tmp_path)
+        p = cli(name, *args, tmp=tmp_path, env={'CXR_LKA_PROGRESS': 'none'})   # progress lines (cxr_lka.core.progress) go to stderr by design
         assert p.returncode == 0 and p.stderr == '', (name, p.returncode, p.stderr[-2000:])
     assert len((tmp_path/'split'/'split.csv').read_text().splitlines()) > 10
 

@@ -67,15 +67,18 @@ def _fake_body(path):
     return str(path)
 
 def test_fastai_recipe_on_paper_original_end_to_end(tmp_path, capsys):
-    "Recipe 'fastai' through the three notebooks (1 epoch per phase) on the original's leaky partition: the frozen phase trains fewer parameters than the model has; the leak is printed before training and stated in every output."
+    "Recipe 'fastai' through the three notebooks (1 epoch per phase) on the original's leaky partition: the frozen phase trains fewer parameters than the model has; the leak is printed before training and stated in every output; stage 2 and the test notebook, told no image size, train and score at stage 1's."
     from cxr_lka.synthetic import make_synthetic_nih
     from cxr_lka.pipeline import run_notebooks
     data = make_synthetic_nih(tmp_path/"data", n_patients=40, image_size=32, seed=0)
     out = tmp_path/"run"
     t0 = time.time()
-    run_notebooks(out, data, image_size=32, batch_size=8, use_cache=True, num_workers=0, recipe="fastai",
+    run_notebooks(out, data, batch_size=8, use_cache=True, num_workers=0, recipe="fastai",
                   protocol="paper-original", pretrained=_fake_body(tmp_path/"body.pth"),
-                  stage1=dict(lr=1e-3, freeze_epochs=1, epochs=1), stage2=dict(epochs=1), test=dict(gradcam_n=0))
+                  stage1=dict(image_size=32, lr=1e-3, freeze_epochs=1, epochs=1), stage2=dict(epochs=1), test=dict(gradcam_n=0))
+    # the image size is stage 1's everywhere, read from the weights (the notebooks' default would be 224)
+    assert [json.loads((out/s/"config.json").read_text())["image_size"] for s in ("stage1", "stage2", "test")] == [32, 32, 32]
+    assert sorted(p.name for p in (out/"cache").iterdir()) == ["32px"]
     printed = capsys.readouterr().out
     assert "Leaky by design (protocol 'paper-original'" in printed
     assert printed.index("Leaky by design") < printed.index("running train-stage-1-bceloss.ipynb")    # before anything trains

@@ -4,8 +4,7 @@
 
 # %% auto #0
 __all__ = ['CommandError', 'positive_int', 'check_device', 'writable', 'output_labels', 'predict_images', 'format_predictions',
-           'write_cams', 'expand_images', 'predict_cli', 'check_cli', 'cache_images', 'cache_cli', 'write_split',
-           'split_cli']
+           'write_cams', 'expand_images', 'predict_cli', 'cache_images', 'cache_cli', 'write_split', 'split_cli']
 
 # %% ../nbs/09_cli.ipynb #dc3467ba
 import sys, os, warnings, json as _json
@@ -37,20 +36,9 @@ def positive_int(name:str, # the option, as the user wrote it (e.g. '--bs')
 
 def check_device(device=None, # 'cpu', 'cuda', 'cuda:1', ... or None (CUDA when available)
                 ): # a torch.device
-    "The torch device to run on; a device that does not exist here is one ValueError sentence, before any work."
-    import torch
-    if device is None: return torch.device('cuda' if torch.cuda.is_available() else 'cpu')
-    try: d = torch.device(device)
-    except (RuntimeError, TypeError) as e:
-        raise ValueError(f"--device {device!r} is not a device torch knows; use 'cpu' or 'cuda' ({str(e).splitlines()[0][:80]}...).") from None
-    if d.type == 'cuda':
-        if not torch.cuda.is_available(): raise ValueError(f"--device {device!r}: CUDA is not available here (no GPU or no driver); use --device cpu.")
-        if d.index is not None and d.index >= torch.cuda.device_count():
-            raise ValueError(f"--device {device!r}: this machine has {torch.cuda.device_count()} CUDA device(s) (0..{torch.cuda.device_count() - 1}).")
-    elif d.type != 'cpu':
-        try: torch.empty(0, device=d)
-        except Exception as e: raise ValueError(f"--device {device!r} cannot be used here ({str(e).splitlines()[0][:80]}); use 'cpu' or 'cuda'.") from None
-    return d
+    "The torch device to run on (`config.resolve_device`, which a `TrainConfig` uses too); a device that does not exist here is one ValueError sentence, before any work."
+    from cxr_lka.config import resolve_device
+    return resolve_device(device, '--device')
 
 def writable(path, # a file to be written (its folder is created) or, with `folder`, a folder
              what:str, # what goes there, for the message (e.g. 'the CSV')
@@ -68,8 +56,9 @@ def writable(path, # a file to be written (its folder is created) or, with `fold
     return p
 
 def _run(name, f, *args, **kwargs):
-    "Call `f`; a user error becomes one line on stderr and `SystemExit(code)`."
-    try: return f(*args, **kwargs)
+    "Call `f`; a user error becomes one line on stderr and `SystemExit(code)`; SIGTERM or Ctrl-C too (exit 143 or 130: `guards.exit_on_interrupt`)."
+    from cxr_lka.guards import exit_on_interrupt
+    try: return exit_on_interrupt(name, f, *args, **kwargs)
     except _user_errors() as e:
         msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         print(f"{name}: error: {msg}", file=sys.stderr)
@@ -98,7 +87,7 @@ def _image_batches(paths, pre, bs):
     "Yield (paths read, (n, 3, s, s) tensor or None, {path: error}) per `bs` readable images: one batch of pixels in memory at a time."
     import torch
     from cxr_lka.data import BadImageError
-    from cxr_lka.check import entry_kind, show_name
+    from cxr_lka.images import entry_kind, show_name
     ok, xs, errors = [], [], {}
     for p in map(str, paths):
         kind, why = entry_kind(p)             # never open a pipe, a socket or a device
@@ -255,36 +244,12 @@ def predict_cli(images:Param("X-ray image files (PNG/JPEG; grayscale, RGBA, 16-b
     if failed: raise SystemExit(2)
     if errors: raise SystemExit(1)
 
-# %% ../nbs/09_cli.ipynb #ed3a98e7
-@call_parse
-def check_cli(data_dir:str, # data folder in the Kaggle NIH layout (Data_Entry_2017.csv, lists, images_0XX/images)
-              out:str='preflight.json', # where the JSON report goes
-              images:bool=True, # inspect the images (--no-images: metadata only, seconds)
-              sample:int=None, # inspect a random sample of this many images only
-              n_workers:int=None, # processes for the images (default: all CPUs)
-              fast:bool=False, # verify PNG chunks instead of decoding every pixel (faster, still catches truncation)
-              strict:bool=False, # exit 1 on warnings too: any entry that cannot be read as an image, missing images, list problems
-             ):
-    "Pre-flight check of an NIH data folder: metadata, official lists and every image, before any GPU time."
-    name = 'cxr-lka-check'
-    from cxr_lka.check import check_data, format_report, save_report
-    if sample is not None: _run(name, positive_int, '--sample', sample)
-    if n_workers is not None: _run(name, positive_int, '--n_workers', n_workers, 0)
-    _run(name, writable, out, 'the report')
-    r = check_data(data_dir, images=images, n_workers=n_workers, sample=sample, decode=not fast)
-    print(format_report(r))
-    try: print(f"report: {save_report(r, out)}")
-    except OSError as e:
-        print(f"{name}: error: cannot write the report to {out}: {e.strerror or e}; it is printed above", file=sys.stderr); raise SystemExit(2)
-    if r['errors']: raise SystemExit(2)
-    if strict and r['warnings']: raise SystemExit(1)
-
 # %% ../nbs/09_cli.ipynb #5c82efe7
 def _metadata_with_paths(data_dir):
-    "(metadata frame with paths, missing image names, odd entries) of a data folder; images found as `check.scan_folder` finds them."
+    "(metadata frame with paths, missing image names, odd entries) of a data folder; images found as `images.scan_folder` finds them (as training and the check do)."
     import warnings
     from cxr_lka.data import nih_files, load_nih_metadata, attach_paths
-    from cxr_lka.check import scan_folder
+    from cxr_lka.images import scan_folder
     f = nih_files(data_dir)
     scan = scan_folder(f['images'])
     with warnings.catch_warnings():
@@ -300,6 +265,7 @@ def cache_images(data_dir, # data folder in the Kaggle NIH layout
                 ): # the `data.ImageCache`
     "Cache every image of the CSV of `data_dir` at `size` px; report built/skipped/unreadable/missing counts."
     from cxr_lka.data import build_cache
+    from cxr_lka.core import DiskSpaceError
     import warnings
     positive_int('--size', size)
     if n_workers is not None: positive_int('--n_workers', n_workers, 0)
@@ -311,6 +277,7 @@ def cache_images(data_dir, # data folder in the Kaggle NIH layout
     with warnings.catch_warnings():
         warnings.simplefilter('ignore')
         try: cache = build_cache(df, out, size=size, n_workers=n_workers)
+        except DiskSpaceError as e: raise CommandError(str(e)) from None              # says how much is needed where
         except OSError as e: raise CommandError(f"cannot write the image cache in {out}: {e.strerror or e}") from None
     bad = dict(getattr(cache, 'bad', {}) or {})
     for n, e in list(bad.items())[:20]: print(f"cannot cache {n}: {e}", file=sys.stderr)

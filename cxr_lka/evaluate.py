@@ -6,7 +6,7 @@
 __all__ = ['MIN_VALID', 'PAPER_MEAN_AUC', 'PAPER_CAVEAT', 'per_class_auc', 'per_class_pr_auc', 'macro_mean', 'weighted_auc',
            'patient_resamples', 'bootstrap_ci', 'youden_thresholds', 'threshold_metrics', 'Evaluation',
            'check_evaluable', 'evaluate_predictions', 'plot_roc_curves', 'mean_summary', 'results_markdown',
-           'write_report', 'predict', 'load_run_weights', 'evaluate_learner']
+           'write_report', 'predict', 'evaluate_learner']
 
 # %% ../nbs/06_evaluate.ipynb #8ac4a42a
 import json, os, tempfile, warnings
@@ -24,6 +24,7 @@ from fastai.losses import BCEWithLogitsLossFlat
 from fastai.callback.tracker import TrackerCallback
 from .data import LABELS, NO_FINDING, PROTOCOL_NOTES, atomic_write
 from .models import load_weights, CheckpointError, CXRNet
+from .config import load_run_weights
 from .preprocess import Preprocessing
 
 # %% ../nbs/06_evaluate.ipynb #e0b9af4d
@@ -436,66 +437,6 @@ def predict(learn_or_model, # a fastai `Learner`, or a bare `nn.Module` (then `d
     assert len(probs) == len(df_test)
     if not np.array_equal(targs, expected): raise RuntimeError("predict: the DataLoader's targets do not match df_test's label columns row by row.")
     return probs, expected.astype(int)
-
-# %% ../nbs/06_evaluate.ipynb #0f7bd164
-def _stage_file_kind(p:Path) -> str|None:
-    "'resume' for a stage's resume.pth, 'best' for a fastai `Learner.save` file in the models/ folder of a stage (config.json beside it), else None."
-    if p.name == 'resume.pth': return 'resume'
-    if p.parent.name == 'models' and p.suffix == '.pth' and (p.parent.parent/'config.json').is_file(): return 'best'
-    return None
-
-def _read_stage_file(p:Path) -> dict|None:
-    "The dict in a stage's resume.pth or fastai file, unpickling only tensors, plain data, numpy scalars/dtypes, `L` and `TensorBase`; None if unreadable."
-    from fastcore.foundation import L
-    from fastai.torch_core import TensorBase
-    npc = getattr(np, '_core', None) or np.core                 # numpy 2 / numpy 1
-    try:
-        with torch.serialization.safe_globals([L, TensorBase, np.dtype, npc.multiarray.scalar, *{type(np.dtype(c)) for c in 'bhilqefdg?'}]):
-            obj = torch.load(p, map_location='cpu', weights_only=True)
-    except Exception: return None
-    return obj if isinstance(obj, dict) and isinstance(obj.get('model'), dict) else None
-
-def _stage_image_size(p:Path, kind:str, obj:dict) -> int|None:
-    cfg = obj.get('config') if kind == 'resume' else None
-    if cfg is None and (p.parent.parent/'config.json').is_file():
-        try: cfg = json.loads((p.parent.parent/'config.json').read_text())
-        except (OSError, ValueError): cfg = None
-    s = (cfg or {}).get('image_size')
-    return s if isinstance(s, int) and not isinstance(s, bool) and s > 0 else None
-
-def load_run_weights(path, # a weights file: `load_weights`'s (ours, fastai's `learn.save`, the authors'), or a stage's resume.pth / models/best.pth
-                    ) -> CXRNet: # `.load_note`: what was loaded, when it was not a final checkpoint (else None)
-    "`models.load_weights`, plus the resume.pth and models/best.pth a training stage leaves; a damaged one raises `CheckpointError` saying what it is and what to do."
-    p = Path(path)
-    kind = _stage_file_kind(p)
-    obj = None if kind is None else _read_stage_file(p)
-    if kind is None or (obj is not None and 'format' in obj):   # not a stage file, or a cxr_lka checkpoint saved under that name
-        model = load_weights(p); model.load_note = None
-        return model
-    stage = p.parent if kind == 'resume' else p.parent.parent
-    final = stage/'model.pth'
-    what = ("the resume state a training stage saves after every epoch" if kind == 'resume' else
-            "fastai's SaveModelCallback file of a training stage (its best epoch)")
-    if obj is None:
-        try: load_weights(p)                  # a readable file holding other objects keeps load_weights's message
-        except CheckpointError as e:
-            if not any(k in str(e) for k in ('not a readable PyTorch file', 'is empty (0 bytes)')): raise
-        todo = ("delete it, or run the stage with resume=False, to start the stage afresh" if kind == 'resume' else
-                "run the stage again to rewrite it")
-        use = f"; to predict or test, use the stage's final weights, {final}" + ('' if final.exists() else " (not there: the stage did not finish)")
-        raise CheckpointError(f"{p} is damaged (truncated or corrupt): it is {what}. To train, {todo}{use}.") from None
-    model = load_weights(obj['model'])
-    size = _stage_image_size(p, kind, obj)
-    if size is not None:
-        model.preprocessing = Preprocessing(size)
-        model.config = {**model.config, 'image_size': size}
-    at = f"at {size} px" if size else "without a recorded image size"
-    if kind == 'resume':
-        ep = f"epoch {obj.get('epoch')} of phase {obj.get('phase')}" + (', the end of the stage' if obj.get('done') else ' (the stage had not finished)')
-        model.load_note = f"{p} is {what}: loaded its weights, those after {ep}, {at}" + (f"; the stage's final weights are {final}" if final.exists() else '')
-    else:
-        model.load_note = f"{p} is {what}: loaded its weights (the best epoch's), {at}" + (f"; the stage's final weights, {final}, are the same ones" if final.exists() else '')
-    return model
 
 # %% ../nbs/06_evaluate.ipynb #b154eba0
 def evaluate_learner(learn:Learner, # a trained Learner (its `dls` load the images)

@@ -1,4 +1,4 @@
-"""A data folder holding every kind of entry besides good image files (`cxr_lka.check.add_oddities`: broken and
+"""A data folder holding every kind of entry besides good image files (`cxr_lka.oddities.add_oddities`: broken and
 looping links, a pipe, a socket, a device, a folder named like an image, empty, truncated, text, decompression-bomb
 and float files, hidden and renamed files, odd but readable formats, names with spaces, line breaks or bytes that
 are not UTF-8, a TIFF, a link loop between folders, a deleted image), through the console scripts as real processes:
@@ -10,15 +10,18 @@ are not UTF-8, a TIFF, a link loop between folders, a deleted image), through th
 
 About 25 s (four short processes on a 52-image, 32-px synthetic folder).
 """
-import json
+import sys, json
 from conftest import run, script
 
+MODULES = {'cxr-lka-check': 'cxr_lka.check'}   # run as `python -m` (the same function the console script calls; its entry point moved)
+
 def _cli(name, *args):
-    return run([script(name), *map(str, args)], check=False, timeout=600)
+    cmd = [sys.executable, '-m', MODULES[name]] if name in MODULES else [script(name)]
+    return run([*cmd, *map(str, args)], check=False, timeout=600)
 
 def _odd_folder(tmp_path):
     from cxr_lka.synthetic import make_synthetic_nih
-    from cxr_lka.check import add_oddities
+    from cxr_lka.oddities import add_oddities
     d = make_synthetic_nih(tmp_path/'data', n_patients=20, image_size=32, seed=0)
     return d, add_oddities(d)
 
@@ -27,7 +30,7 @@ NOT_READABLE = ['broken_link', 'link_loop', 'fifo', 'socket', 'device', 'dir_nam
                 'not_utf8_name']
 
 def test_check_strict_names_every_oddity(tmp_path):
-    from cxr_lka.check import show_name
+    from cxr_lka.images import show_name
     d, made = _odd_folder(tmp_path)
     for fast in ([], ['--fast']):
         p = _cli('cxr-lka-check', d, '--out', tmp_path/'pre.json', '--n_workers', 1, '--strict', *fast)

@@ -58,7 +58,7 @@ def _tts(items, frac, seed, what, n_pat, test_size, valid_pct):
 def _read_list(p) -> list[str]:
     p = Path(p)
     if not p.is_file(): raise FileNotFoundError(f"Split list {p} does not exist.")
-    return p.read_text().split()    # the official lists have no final newline
+    return p.read_text(encoding='utf-8-sig').split()    # no final newline; a byte-order mark (Notepad's) is not part of the first name
 
 def _official(df, lists_dir, seed, valid_pct):
     lists_dir = Path(lists_dir)

@@ -6,15 +6,15 @@
 __all__ = ['CACHE_FIX', 'ImageCache', 'allocate', 'build_cache']
 
 # %% ../nbs/00d_cache.ipynb #ca000003
-import os, sys, json, time, errno, tempfile, warnings, multiprocessing
+import os, sys, json, time, errno, tempfile, warnings
 from pathlib import Path
-from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures import as_completed
 from concurrent.futures.process import BrokenProcessPool
 import numpy as np
 import pandas as pd
 
 from .core import atomic_write, check_free_space, size_text, DiskSpaceError, progress as show_progress
-from .guards import FolderLock, die_with_parent, parent_gone, stop_pool, stop_signals, Interrupted
+from .guards import FolderLock, parent_gone, worker_pool, stop_signals, Interrupted
 from .images import BadImageError, load_xray, resize_xray, RESIZE_METHOD
 
 # %% ../nbs/00d_cache.ipynb #f643ee46
@@ -99,13 +99,9 @@ def _pmap(fn, arg_list, n_workers=None, show=True, desc=''):
     "Yield `fn(*args)` for each of `arg_list` (in completion order), in `n_workers` forked processes that die with this one (0/1: here), showing progress."
     n_workers = os.cpu_count() if n_workers is None else n_workers
     if n_workers > 1 and len(arg_list) > 1:
-        ctx = multiprocessing.get_context('fork') if 'fork' in multiprocessing.get_all_start_methods() else None
-        ex = ProcessPoolExecutor(min(n_workers, len(arg_list)), mp_context=ctx, initializer=die_with_parent, initargs=(os.getpid(),))
-        try:
+        with worker_pool(min(n_workers, len(arg_list))) as ex:   # SIGTERM, Ctrl-C, a dead worker, the caller stopping: they end now
             futs = [ex.submit(fn, *a) for a in arg_list]
             for f in show_progress(as_completed(futs), total=len(futs), display=show, desc=desc): yield f.result()
-        except BaseException: stop_pool(ex); raise     # SIGTERM, Ctrl-C, a dead worker, the caller stopping: the workers end now
-        ex.shutdown()
     else:
         for a in show_progress(arg_list, display=show, desc=desc): yield fn(*a)
 

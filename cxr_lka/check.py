@@ -9,7 +9,6 @@ __all__ = ['STATUSES', 'BAD', 'inspect_image', 'check_metadata', 'check_data', '
 import os, re, io, json, time, errno, random, warnings
 from pathlib import Path
 from collections import Counter
-from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 
 from PIL import Image, UnidentifiedImageError
@@ -19,7 +18,7 @@ from fastcore.script import call_parse
 from .data import LABELS, NO_FINDING, IMAGE_EXTS, ImageIndex, atomic_write, nih_files, load_nih_metadata, load_xray, \
                    BadImageError, match_images, describe_missing
 from .images import ENTRY_KINDS, OTHER_IMAGE_EXTS, FolderScan, show_name, entry_kind, scan_folder
-from .guards import die_with_parent, stop_pool, exit_on_interrupt
+from .guards import worker_pool, exit_on_interrupt
 from .cli import _run, positive_int, writable
 
 # %% ../nbs/11_check.ipynb #89d74bef
@@ -130,15 +129,13 @@ def _inspect_all(paths, decode, n_workers, progress, problems=None):
     "inspect_image over `paths`, in `n_workers` processes when it is worth it (in this one for whatever is left if they die)."
     args, res = [(p, decode) for p in paths], []
     if n_workers and n_workers > 1 and len(paths) > 64:
-        ex = ProcessPoolExecutor(n_workers, initializer=die_with_parent, initargs=(os.getpid(),))   # no worker outlives a killed check
         try:
-            for r in progress_bar(ex.map(_inspect_star, args, chunksize=max(1, min(256, len(paths)//(4*n_workers)))),
-                                  total=len(paths), display=progress, leave=False): res.append(r)
+            with worker_pool(n_workers) as ex:               # no worker outlives a killed check; Ctrl-C stops them at once
+                for r in progress_bar(ex.map(_inspect_star, args, chunksize=max(1, min(256, len(paths)//(4*n_workers)))),
+                                      total=len(paths), display=progress, leave=False): res.append(r)
         except BrokenProcessPool:
             if problems is not None: problems.append(('info', f"the image worker processes died after {len(res)} of {len(paths)} "
                                                               "images (out of memory?); the rest was checked in this process"))
-        except BaseException: stop_pool(ex); raise          # Ctrl-C, SIGTERM: the workers stop now, not after their chunks
-        ex.shutdown()
     return res + [inspect_image(p, d) for p, d in progress_bar(args[len(res):], display=progress and len(res) < len(args), leave=False)]
 
 def _missing_hints(missing, scan):

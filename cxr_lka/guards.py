@@ -4,10 +4,11 @@
 
 # %% auto #0
 __all__ = ['LOCK_FILE', 'FolderBusyError', 'pid_alive', 'run_info', 'describe_run', 'FolderLock', 'die_with_parent',
-           'parent_gone', 'stop_pool', 'Interrupted', 'stop_signals', 'exit_on_interrupt']
+           'parent_gone', 'stop_pool', 'worker_pool', 'Interrupted', 'stop_signals', 'exit_on_interrupt']
 
 # %% ../nbs/00_guards.ipynb #gd000003
-import os, sys, json, time, errno, signal, socket, threading
+import os, sys, json, time, errno, signal, socket, threading, multiprocessing
+from concurrent.futures import ProcessPoolExecutor
 from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
@@ -157,6 +158,16 @@ def stop_pool(ex, # a `concurrent.futures.ProcessPoolExecutor`
     for p in procs:
         if p.is_alive(): p.terminate()
     for p in procs: p.join(timeout)
+
+@contextmanager
+def worker_pool(n_workers:int, # worker processes
+               ):
+    "A `ProcessPoolExecutor` (forked where possible) whose workers die with this process, and end at once when the block raises."
+    ctx = multiprocessing.get_context('fork') if 'fork' in multiprocessing.get_all_start_methods() else None
+    ex = ProcessPoolExecutor(n_workers, mp_context=ctx, initializer=die_with_parent, initargs=(os.getpid(),))
+    try: yield ex
+    except BaseException: stop_pool(ex); raise
+    ex.shutdown()
 
 # %% ../nbs/00_guards.ipynb #gd000022
 class Interrupted(KeyboardInterrupt):

@@ -126,7 +126,7 @@ def build_cache(items, # frame with 'Image Index' and 'path', a dict name -> pat
                 cache_dir, # cache root; the images go to `cache_dir/{size}px/`
                 size:int=224, # side length of the cached images
                 n_workers:int|None=None, # worker processes (None: all cores; 0: in this process)
-                chunk:int=64, # images per unit of work
+                chunk:int=64, # images per unit of work (at most; smaller when there are few images per worker)
                 save_every:float=5.0, # seconds between saves of the progress (a killed build redoes at most this much)
                 progress:bool=True, # show a progress bar
                ) -> ImageCache: # with `built`, `skipped` and `refreshed` (entries decoded again: their file changed) counts
@@ -170,6 +170,8 @@ def _build(items, folder, size, n_workers, chunk, save_every, progress):
                 _write_bytes(folder/f, buf.read())
         _write_bytes(folder/'bad.json', json.dumps(bad, indent=1).encode())
     if stale: save()
+    workers = os.cpu_count() if n_workers is None else n_workers
+    chunk = max(1, min(chunk, -(-len(todo) // (4 * max(1, workers)))))   # a few chunks per worker, also for small sets
     chunks = [todo[i:i+chunk] for i in range(0, len(todo), chunk)]
     args = (str(data), len(names), size)
     last, now = [time.monotonic()], [0]

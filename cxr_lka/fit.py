@@ -12,13 +12,14 @@ from dataclasses import dataclass
 from pathlib import Path
 import numpy as np, pandas as pd, torch
 from fastai.basics import Learner, Callback, L, store_attr
+from fastai.learner import save_model
 from fastai.callback.schedule import combined_cos, ParamScheduler
 from fastai.callback.tracker import SaveModelCallback, TrackerCallback
 from fastai.metrics import accuracy_multi, F1ScoreMulti, AccumMetric, ActivationType
 from fastai.torch_core import rank_distrib
 from sklearn.metrics import roc_auc_score
 
-from .core import atomic_write, atomic_save, unwrap_model
+from .core import atomic_write, atomic_save, unwrap_model, state_bytes, check_free_space
 
 # %% ../nbs/05b_fit.ipynb #21245b6f
 def roc_auc_score_safe(y_true, # [N, C] 0/1 targets
@@ -104,12 +105,13 @@ def set_rng_states(s:dict, dls=None):
 
 # %% ../nbs/05b_fit.ipynb #rs000003
 class AtomicSaveModelCallback(SaveModelCallback):
-    "fastai's `SaveModelCallback`, writing each best model atomically (under DDP: rank 0's)."
+    "fastai's `SaveModelCallback`, writing each best model atomically after checking the disk has room for it (under DDP: rank 0's)."
     def _save(self, name):
-        tmp = self.learn.save(f'.{name}.tmp', with_opt=self.with_opt)   # `Learner.save` writes on rank 0 only
-        final = self.last_saved_path = tmp.with_name(f'{name}.pth')
-        if rank_distrib(): return   # the other ranks wrote nothing (Learner.load waits at a barrier for rank 0's file)
-        os.replace(tmp, final)
+        final = self.last_saved_path = self.learn.path/self.learn.model_dir/f'{name}.pth'
+        if rank_distrib(): return   # rank 0 writes (fastai's `Learner.load` waits at a barrier for its file)
+        need = state_bytes(unwrap_model(self.learn.model).state_dict()) * (3 if self.with_opt else 1)   # Adam: two moments per weight
+        check_free_space(final.parent, need, f"Saving the best model {final.name}", "free some space there or choose another out_dir")
+        atomic_write(final, lambda t: save_model(t, self.learn.model, getattr(self.learn, 'opt', None), with_opt=self.with_opt))
 
 # %% ../nbs/05b_fit.ipynb #rs000004
 class EpochCheckpoint(Callback):

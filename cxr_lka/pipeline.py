@@ -16,6 +16,7 @@ from fastcore.script import call_parse, Param
 
 from . import JIT_DEPRECATION
 from .core import fits_type, type_phrase
+from .guards import FolderLock, stop_signals, Interrupted, exit_on_interrupt
 from .models import model_preprocessing, check_config
 from .data import LABELS
 from .data import nih_files, load_nih_metadata, leak_report
@@ -45,8 +46,14 @@ def test_model(cfg:TrainConfig, # a test configuration
 
 def evaluate_run(cfg:TrainConfig, # a test configuration (`TrainConfig.test`)
                 ):
-    "Predict every test image with the final weights; write metrics.json, per_class.csv, predictions.csv, plots, and the subgroup and calibration report."
+    "Predict every test image with the final weights; write metrics.json, per_class.csv, predictions.csv, plots, and the subgroup and calibration report (one run at a time in out_dir/test)."
     if cfg.stage != 'test': raise ValueError(f"evaluate_run needs a test config (TrainConfig.test), got {cfg.stage!r}.")
+    with FolderLock(cfg.stage_dir, 'the test run') as lock, stop_signals():
+        if lock.note: print(lock.note)
+        try: return _evaluate_run(cfg)
+        except Interrupted as e: raise e.add("test: nothing is kept from an evaluation stopped half-way; run it again")
+
+def _evaluate_run(cfg):
     t0, out = time.time(), cfg.stage_dir
     set_seed(cfg.seed, reproducible=True)
     out.mkdir(parents=True, exist_ok=True)
@@ -235,7 +242,7 @@ def demo(out='outputs/demo', # output folder
 
 # %% ../nbs/08_pipeline.ipynb #1c9677c4
 def _fail_cleanly(name, f, *args, **kw):
-    try: return f(*args, **kw)
+    try: return exit_on_interrupt(name, f, *args, **kw)     # SIGTERM, Ctrl-C: one line, exit 143 / 130
     except (ValueError, FileNotFoundError) as e:
         print(f"{name}: error: {str(e).strip().splitlines()[0]}", file=sys.stderr)
         raise SystemExit(2) from None

@@ -8,7 +8,7 @@ __all__ = ['make_loss', 'recipe_callbacks', 'callback_settings', 'make_learner',
 
 # %% ../nbs/05d_train.ipynb #ae0da4da
 import copy, json, time
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 import numpy as np, pandas as pd, torch
 from fastai.basics import Learner, Callback, set_seed
@@ -17,11 +17,12 @@ from fastai.optimizer import Adam
 from fastai.torch_core import rank_distrib, num_distrib, distrib_barrier
 
 from .core import atomic_write
+from .guards import FolderLock, stop_signals, Interrupted
 from .metadata import LABELS
 from .splits import PROTOCOL_NOTES
 from .models import model_splitter, save_checkpoint, count_params, model_preprocessing
 from .losses import get_loss, pos_weight_from
-from .config import TrainConfig, RECIPES, stage_model, resolve_device, _say
+from .config import TrainConfig, RECIPES, stage_model, resolve_device, load_resume_state, _say
 from .fit import stage_metrics, Phase, AtomicSaveModelCallback, EpochCheckpoint, run_phases
 from .rundata import prepare_data
 
@@ -73,12 +74,12 @@ def make_learner(cfg:TrainConfig, # the run's configuration
                  model:torch.nn.Module, # a `CXRNet`
                  loss_func=None, # default: `make_loss(cfg)`
                 ) -> Learner:
-    "A Learner with the recipe's parameter groups, weight decay and callbacks, Adam and the paper's metrics, fp16/channels_last options."
+    "A Learner with the recipe's parameter groups, weight decay and callbacks (none for the test stage), Adam and the paper's metrics, fp16/channels_last options."
     dev = resolve_device(cfg.device)
     groups = dict(splitter=model_splitter) if cfg.recipe == 'fastai' else {}   # 'paper': fastai's default, one group
     learn = Learner(dls, model, loss_func=loss_func if loss_func is not None else make_loss(cfg), opt_func=Adam,
                     wd=cfg.effective_wd, metrics=stage_metrics(), path=cfg.stage_dir, model_dir='models',
-                    cbs=recipe_callbacks(cfg), **groups)
+                    cbs=recipe_callbacks(cfg) if cfg.stage != 'test' else [], **groups)   # test: nothing to save or stop
     learn.model.to(dev)
     if _use_fp16(cfg, dev): learn.to_fp16()
     if cfg.channels_last: learn.to_channelslast(use_amp=False)
@@ -184,12 +185,28 @@ def _check_same_data(state, df, path) -> str:
 def _write_json(obj, path):
     atomic_write(path, lambda t: Path(t).write_text(json.dumps(obj, indent=1, default=str)))
 
+def _stopped(cfg) -> str:
+    "What a stopped stage has saved, and how to go on."
+    state, hist = cfg.stage_dir/'resume.pth', cfg.stage_dir/'history.csv'
+    if not state.exists(): return f"{cfg.stage}: no epoch had finished, so nothing is saved to resume from; running it again starts the stage afresh"
+    n = max(0, len(hist.read_text().splitlines()) - 1) if hist.exists() else 0
+    return (f"{cfg.stage}: the last epoch it finished is saved in {state} ({n} epoch(s) in {hist.name}); "
+            "run it again (resume=True) to continue from there")
+
 def train_stage(cfg:TrainConfig, # the run's configuration (cfg.stage: 'stage1' or 'stage2')
                 cbs=None, # extra callbacks for every fit (e.g. to stop after an epoch in tests)
                ) -> Learner:
-    "Train one stage end to end (resumably) and save out_dir/<stage>/model.pth; returns the Learner."
+    "Train one stage end to end (resumably) and save out_dir/<stage>/model.pth; one run at a time in its folder; SIGTERM or Ctrl-C stop it, its last epoch saved; returns the Learner."
     if cfg.stage not in ('stage1', 'stage2'): raise ValueError(f"train_stage trains 'stage1' or 'stage2', not {cfg.stage!r}.")
+    lock = FolderLock(cfg.stage_dir, f'{cfg.stage} training') if rank_distrib() == 0 else nullcontext()
+    with lock, stop_signals():
+        try: return _train_stage(cfg, cbs, getattr(lock, 'note', None))
+        except Interrupted as e: raise e.add(_stopped(cfg))
+
+def _train_stage(cfg, cbs, lock_note):
+    "`train_stage`'s work, in its locked folder."
     t0, out, notes = time.time(), cfg.stage_dir, []
+    if lock_note: _say(lock_note, notes)
     main = rank_distrib() == 0       # under DDP every process runs this; rank 0 alone writes files
     out.mkdir(parents=True, exist_ok=True)
     state_path, hist_path = out/'resume.pth', out/'history.csv'
@@ -198,7 +215,7 @@ def train_stage(cfg:TrainConfig, # the run's configuration (cfg.stage: 'stage1' 
     cfg = cfg.from_weights(model, notes=notes)     # settings left None are the weights' (the image size decides the cache)
     state = None
     if cfg.resume and state_path.exists():
-        state = torch.load(state_path, map_location='cpu', weights_only=False)  # our own file, written by this run
+        state = load_resume_state(state_path)      # a damaged one: a sentence saying so and how to start afresh
         _check_resumable(cfg, state, state_path)
     elif main: state_path.unlink(missing_ok=True)
     if main: cfg.save(out/'config.json')

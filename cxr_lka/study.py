@@ -23,6 +23,7 @@ import seaborn as sns
 from fastcore.script import call_parse, Param
 from .cli import _run, CommandError
 from .data import atomic_write
+from .config import MODEL_KEYS
 from .backbones import get_backbone
 from .models import variant_table
 from .pipeline import NOTEBOOKS, kaggle_dir, notebook_params, check_params, notebook_configs, run_notebooks
@@ -234,7 +235,10 @@ def load_study(spec, # a study file (.json/.yaml) or its dict
         try: params = check_params({**shared_common, **common}, {k: {**shared_per.get(k, {}), **per.get(k, {})} for k in NOTEBOOKS}, nb_dir)
         except ValueError as e: raise ValueError(f"{at}: {e}") from None
         params = _absolute({k: _normalise(p) for k, p in params.items()}, base)
-        eff = {k: _normalise({**defaults[k], **params[k]}) for k in NOTEBOOKS}
+        eff = {k: {**defaults[k], **params[k]} for k in NOTEBOOKS}
+        for k in NOTEBOOKS:   # stage 2 and the test take the model's settings from the weights (None): stage 1's
+            eff[k].update({n: eff['stage1'][n] for n in MODEL_KEYS if n in eff[k] and eff[k][n] is None and n in eff['stage1']})
+        eff = {k: _normalise(p) for k, p in eff.items()}
         if eff['stage1'].get('attention') is None:   # no attention, no stages: every notebook says so
             for k in NOTEBOOKS:
                 if 'stages' in defaults[k]: params[k]['stages'] = eff[k]['stages'] = []

@@ -66,7 +66,9 @@ _SHORT = {'stage1': 's1', 'stage2': 's2', 'test': 'test'}
 _LOCAL_PATHS = ('data_dir', 'out_dir', 'weights', 'cache_dir', 'input_root')   # this machine's paths: never baked into a kernel
 
 # %% ../nbs/17d_study.ipynb #81413d49
-def kernel_slug(*parts, limit:int=50) -> str:
+def kernel_slug(*parts, # the words of the slug, joined by '-'
+                limit:int=50, # the most characters (Kaggle's)
+               ) -> str:
     "A Kaggle kernel slug (= its title, so that Kaggle derives the same): lower-case words joined by '-', at most `limit` characters (a hash keeps long ones distinct)."
     s = re.sub(r'[^a-z0-9]+', '-', '-'.join(map(str, parts)).lower()).strip('-')
     if len(s) <= limit: return s

@@ -21,7 +21,11 @@ from .study_run import load_study_dir, configuration_state, stages_done, _read_j
 
 # %% ../nbs/17c_study_report.ipynb #bb6820ef
 _COSTS = {}
-def model_costs(arch:str, attention:str|None, stages, image_size:int) -> dict:
+def model_costs(arch:str, # the backbone ('vgg16_bn', ...)
+                attention:str|None, # the attention block, or None
+                stages, # the stages followed by an attention block
+                image_size:int, # the input side in pixels
+               ) -> dict: # params_M, GFLOPs
     "Parameters (M) and GFLOPs of one forward pass at `image_size` (`cxr_lka.models.variant_table`, on the meta device)."
     key = (arch, attention, tuple(stages or ()), int(image_size))
     if key not in _COSTS:

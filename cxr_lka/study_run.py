@@ -22,7 +22,8 @@ STAGE_FILES = {'stage1': ('stage1/model.pth', 'stage1/run.json'), 'stage2': ('st
                'test': ('test/metrics.json', 'test/predictions.csv')}   # a stage is finished when its files are there
 
 # %% ../nbs/17b_study_run.ipynb #3846bc57
-def stages_done(run_dir) -> list:
+def stages_done(run_dir, # a configuration's folder in the study folder
+               ) -> list:
     "The stages of a configuration's folder that finished (their last files written), in order; a stage after an unfinished one does not count."
     d, done = Path(run_dir), []
     for k, files in STAGE_FILES.items():
@@ -37,7 +38,8 @@ def _read_json(p):
     except (FileNotFoundError, json.JSONDecodeError): return {}
 
 # %% ../nbs/17b_study_run.ipynb #2a70e871
-def configuration_state(run_dir) -> str:
+def configuration_state(run_dir, # a configuration's folder in the study folder
+                       ) -> str:
     "'done', 'failed' (its last attempt raised), 'interrupted' (started, not finished, not known to have failed) or 'not started'."
     d = Path(run_dir)
     done, status = stages_done(d), _read_json(d/'status.json')
@@ -71,7 +73,8 @@ def prepare_study_dir(study:Study, # from `load_study`
     return out
 
 # %% ../nbs/17b_study_run.ipynb #356e8ad3
-def load_study_dir(study_dir) -> Study:
+def load_study_dir(study_dir, # a study folder (`prepare_study_dir`)
+                  ) -> Study:
     "The `Study` a study folder was run with (its study.json)."
     p = Path(study_dir)/'study.json'
     if not p.is_file(): raise FileNotFoundError(f"{Path(study_dir)} has no study.json: it is not a folder written by `cxr-lka-study run` (or `kaggle`).")
@@ -79,7 +82,8 @@ def load_study_dir(study_dir) -> Study:
     except (json.JSONDecodeError, TypeError, KeyError) as e: raise ValueError(f"{p} cannot be read as a study ({e}).") from None
 
 # %% ../nbs/17b_study_run.ipynb #7d761e79
-def study_status(study_dir) -> pd.DataFrame:
+def study_status(study_dir, # a study folder (`prepare_study_dir`)
+                ) -> pd.DataFrame: # index: the configurations' names; columns state, stages_done, reference
     "One row per configuration of the study folder: state, finished stages, reference."
     study, d = load_study_dir(study_dir), Path(study_dir)
     return pd.DataFrame([dict(name=c.name, state=configuration_state(d/c.name), stages_done=' '.join(stages_done(d/c.name)) or '-',
@@ -116,7 +120,9 @@ except ImportError: _Checkpointable = object
 
 class ConfigurationJob(_Checkpointable):
     "One configuration as a submitit job (`run_configuration`); after a timeout or preemption SLURM requeues it and it resumes."
-    def __call__(self, study_dir, name): return run_configuration(study_dir, name)
+    def __call__(self, study_dir, name):
+        "Run configuration `name` of the study folder `study_dir`."
+        return run_configuration(study_dir, name)
 
 # %% ../nbs/17b_study_run.ipynb #49c95381
 def visible_gpus() -> list:

@@ -69,7 +69,9 @@ class Configuration:
     origin: str = ''       # where the study file defines it ('grid', 'configurations[2]')
 
     @property
-    def is_reference(self) -> bool: return self.reference == self.name
+    def is_reference(self) -> bool:
+        "Whether it is the reference of its test set."
+        return self.reference == self.name
     @property
     def model(self) -> dict:
         "arch, attention and stages (as `build_model` takes them)."
@@ -80,29 +82,34 @@ class Configuration:
 @dataclass
 class Study:
     "A validated study: its configurations (each with its reference), the executor and the statistics."
-    name: str
-    configurations: list
-    description: str = ''
-    executor: dict = field(default_factory=lambda: dict(type='local', workers=None, gpus=None))
-    slurm: dict = field(default_factory=dict)
-    compare: dict = field(default_factory=lambda: dict(COMPARE_DEFAULTS))
+    name: str             # the study's name (study.md's title, the Kaggle kernels' slugs)
+    configurations: list  # its `Configuration`s, in the study file's order
+    description: str = '' # a sentence for study.md
+    executor: dict = field(default_factory=lambda: dict(type='local', workers=None, gpus=None))   # how `run` runs them (`EXECUTOR_KEYS`)
+    slurm: dict = field(default_factory=dict)   # submitit settings of the slurm executor (`SLURM_KEYS`)
+    compare: dict = field(default_factory=lambda: dict(COMPARE_DEFAULTS))   # the statistics of the report (`COMPARE_DEFAULTS`)
     spec: dict = field(default_factory=dict)   # the study file as read
 
-    def __getitem__(self, name): 
+    def __getitem__(self, name):
+        "The configuration called `name`."
         for c in self.configurations:
             if c.name == name: return c
         raise KeyError(f"No configuration {name!r} in study {self.name!r}; it has {[c.name for c in self.configurations]}.")
     @property
-    def names(self) -> list: return [c.name for c in self.configurations]
+    def names(self) -> list:
+        "The configurations' names, in order."
+        return [c.name for c in self.configurations]
     @property
     def axes(self) -> list:
         "The parameters any configuration sets itself, in order of appearance."
         return list(dict.fromkeys(k for c in self.configurations for k in c.axes))
     def to_dict(self) -> dict:
+        "The study as a JSON-able dict (study.json)."
         return dict(name=self.name, description=self.description, executor=self.executor, slurm=self.slurm, compare=self.compare,
                     spec=self.spec, configurations=[asdict(c) for c in self.configurations])
     @classmethod
     def from_dict(cls, d:dict):
+        "The `Study` of a `to_dict` dict."
         return cls(**{**d, 'configurations': [Configuration(**c) for c in d['configurations']]})
 
 # %% ../nbs/17a_study_spec.ipynb #ba23a72a

@@ -4,12 +4,11 @@
 
 # %% auto #0
 __all__ = ['STUDY_KEYS', 'EXECUTOR_KEYS', 'SLURM_KEYS', 'SLURM_DEFAULTS', 'COMPARE_DEFAULTS', 'PAPER_REFERENCE', 'SPLIT_KEYS',
-           'PATH_KEYS', 'NAME_RE', 'STAGE_FILES', 'KAGGLE_USER', 'TRACKERS', 'COMMANDS', 'read_study_file',
-           'Configuration', 'Study', 'load_study', 'stages_done', 'configuration_state', 'prepare_study_dir',
-           'load_study_dir', 'study_status', 'run_configuration', 'ConfigurationJob', 'visible_gpus', 'run_local',
-           'run_slurm', 'run_study', 'model_costs', 'study_table', 'study_markdown', 'plot_heatmap',
-           'plot_study_forest', 'write_study_report', 'kernel_slug', 'kaggle_kernels', 'report_from_inputs',
-           'tracking_callbacks', 'study_cli']
+           'PATH_KEYS', 'NAME_RE', 'STAGE_FILES', 'KAGGLE_USER', 'COMMANDS', 'read_study_file', 'Configuration',
+           'Study', 'load_study', 'stages_done', 'configuration_state', 'prepare_study_dir', 'load_study_dir',
+           'study_status', 'run_configuration', 'ConfigurationJob', 'visible_gpus', 'run_local', 'run_slurm',
+           'run_study', 'model_costs', 'study_table', 'study_markdown', 'plot_heatmap', 'plot_study_forest',
+           'write_study_report', 'kernel_slug', 'kaggle_kernels', 'report_from_inputs', 'study_cli']
 
 # %% ../nbs/17_study.ipynb #bf5d1d45
 import ast, hashlib, itertools, json, os, queue, re, shutil, socket, subprocess, sys, time
@@ -25,6 +24,7 @@ from .cli import _run, CommandError
 from .data import atomic_write
 from .backbones import get_backbone
 from .models import variant_table
+from .fit import TRACKERS, tracking_callbacks   # experiment tracking: a training setting (`TrainConfig.track`), here for the study's readers
 from .pipeline import NOTEBOOKS, kaggle_dir, notebook_params, check_params, notebook_configs, run_notebooks
 from .compare import load_run, check_comparable, compare_runs, write_comparison, holm
 
@@ -788,35 +788,6 @@ def report_from_inputs(study, # the study as `Study.to_dict` (a dict or its JSON
                     (out/c.name/k).mkdir(exist_ok=True); shutil.copy2(p, out/c.name/k/'run.json')
         _write_status(out/c.name, state='done', source=str(hits[0]))
     return write_study_report(out)
-
-# %% ../nbs/17_study.ipynb #c68a48d7
-TRACKERS = {   # name -> (fastai module, callback class, the package it needs)
-    'tensorboard': ('fastai.callback.tensorboard', 'TensorBoardCallback', 'tensorboard'),
-    'wandb': ('fastai.callback.wandb', 'WandbCallback', 'wandb'),
-}
-
-def tracking_callbacks(track=None, # None/'' (off: the default), a name of `TRACKERS`, or several ('tensorboard,wandb' or a list)
-                       log_dir=None, # TensorBoard's event folder (e.g. the stage folder / 'tensorboard')
-                       run_name:str|None=None, # the run's name for W&B (e.g. 'vgg16_bn_lka_3-4-5/stage1')
-                       config:dict|None=None, # the run's settings, logged by W&B (e.g. `TrainConfig.to_dict()`)
-                      ) -> list: # fastai callbacks to pass to a fit (`train_stage(cfg, cbs=...)`)
-    "fastai's own experiment-tracking callbacks, chosen by name; off by default; a tracker whose package is missing -> one sentence saying what to install."
-    if not track: return []
-    names = [t.strip().lower() for t in (track.split(',') if isinstance(track, str) else track) if t and t.strip()]
-    bad = [n for n in names if n not in TRACKERS]
-    if bad: raise ValueError(f"Unknown tracker(s) {bad}; choose from {sorted(TRACKERS)} (or None: off).")
-    import importlib
-    cbs = []
-    for n in names:
-        mod, cls, pkg = TRACKERS[n]
-        try: cb = getattr(importlib.import_module(mod), cls)
-        except ImportError as e: raise ValueError(f"track={n!r} needs the {pkg} package ({e}); pip install {pkg}, or set track=None.") from None
-        if n == 'tensorboard': cbs.append(cb(log_dir=None if log_dir is None else str(log_dir), trace_model=False))
-        else:
-            import wandb
-            if wandb.run is None: wandb.init(project='cxr_lka', name=run_name, config=config or {}, reinit=True)
-            cbs.append(cb(log_preds=False, log_model=False))
-    return cbs
 
 # %% ../nbs/17_study.ipynb #ab634794
 COMMANDS = ('run', 'report', 'kaggle')

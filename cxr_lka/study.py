@@ -818,7 +818,7 @@ def study_cli(command:Param("run: run the study; report: write its report; kaggl
               gpus:str=None, # run, local: GPU ids to hand out, e.g. 0,1 (default: CUDA_VISIBLE_DEVICES, else every GPU)
               submit_only:bool=False, # run, slurm: submit the jobs and return (then `report` when they are done)
               user:str=KAGGLE_USER, # kaggle: your Kaggle user name
-              data_dir:str=None, # kaggle: the NIH data folder on Kaggle (default: the notebooks' /kaggle/input/data)
+              data_dir:str=None, # kaggle: the NIH data folder on Kaggle (default: the notebooks' own, found under /kaggle/input)
               n_resamples:int=None, # report: paired bootstrap resamples (default: the study file's, else 1000)
              ):
     "The placement study: run every configuration's three notebooks (locally or on SLURM), report them with paired statistics, or write Kaggle kernels."

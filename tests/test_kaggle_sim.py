@@ -21,7 +21,8 @@ Checked in every session: the GPU pre-flight ran, the data set was found under `
 unchanged afterwards (files, sizes, times), `working` holds only the stage's folder, the cache is in `temp`,
 the time estimate was written, and `working_report` printed the output's share of Kaggle's 20 GB. The
 cheapest settings that still show all this: 1 epoch (2 for the killed stage), lr given, batch 8, no Grad-CAM,
-no subgroup report. About 2 minutes per layout on 2 CPU cores.
+no subgroup report. Measured on a busy 2-core machine (load 5): 93 s for today's layout, 110 s for the older
+one; most of it is starting eight kernels and importing fastai in each.
 """
 import json, os, shutil, stat, subprocess, sys, time
 from pathlib import Path

@@ -100,12 +100,13 @@ def _build_fix(cc:int, kaggle:bool) -> str:
 
 def gpu_preflight(cpu:bool=False, # run on the CPU on purpose (no error on Kaggle without a GPU)
                   fp16='auto', # the run's mixed-precision setting (`TrainConfig.fp16`)
-                  facts:dict|None=None, # `cuda_facts()`-style facts (None: `probe_cuda()`, or `cuda_facts()` once CUDA is initialised)
+                  facts:dict|None=None, # `cuda_facts()`-style facts (None: `probe_cuda()` when a GPU is visible; this process's `cuda_facts()` when none is, or once CUDA is initialised)
                   kaggle:bool|None=None, # on Kaggle (None: `on_kaggle()`)
                   quiet:bool=False, # do not print
                  ) -> dict: # device ('cuda'/'cpu'), n_gpus, gpus, amp, torch, cuda, arch_list
     "Stop at once (`GPUPreflightError`, one sentence naming the fix) on a GPU this torch has no kernels for, or on Kaggle without a GPU unless `cpu`; print the device(s), torch/CUDA versions and AMP mode."
-    if facts is None: facts = cuda_facts() if torch.cuda.is_initialized() else probe_cuda()
+    if facts is None:   # device_count asks NVML and leaves CUDA uninitialised; without a GPU there is nothing to protect
+        facts = cuda_facts() if torch.cuda.is_initialized() or torch.cuda.device_count() == 0 else probe_cuda()
     kaggle = on_kaggle() if kaggle is None else kaggle
     devs, arch = facts.get('devices', []), facts.get('arch_list', [])
     if not devs and kaggle and not cpu:

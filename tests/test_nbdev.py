@@ -77,9 +77,10 @@ def test_import_graph_runs_one_way():
     assert seen_known == set(KNOWN_LATER), f"fixed, remove from KNOWN_LATER: {set(KNOWN_LATER) - seen_known}"
 
 def test_modules_are_chapters_a_reader_can_hold():
-    "The modules split out of data.py, train.py and kaggle.py stay under ~400 lines each."
+    "The modules split out of data.py, train.py, kaggle.py, check.py, compare.py and study.py stay under ~400 lines each."
     long = {m: n for m in ["core", "guards", "metadata", "images", "splits", "cache", "preprocess", "data", "config", "fit", "rundata", "train",
-                           "kaggle_env", "kaggle", "check", "oddities"] if (n := len((ROOT/"cxr_lka"/f"{m}.py").read_text().splitlines())) > 400}
+                           "kaggle_env", "kaggle", "check", "oddities", "delong", "paired", "runs", "compare", "study_spec", "study_run",
+                           "study_report", "study"] if (n := len((ROOT/"cxr_lka"/f"{m}.py").read_text().splitlines())) > 400}
     assert not long, long
 
 # --------------------------------------------------------------------------------------- the public API
@@ -102,6 +103,17 @@ OLD_KAGGLE = ['KAGGLE_ROOT_ENV', 'KAGGLE_LACKS', 'on_kaggle', 'kaggle_root', 'in
               'install_cxr_lka', 'install_cell', 'weight_files', 'link_offline_weights', 'kaggle_dataset',
               'kaggle_dataset_cli', 'session_start', 'TimeEstimate']
 
+OLD_COMPARE = ['METRICS_KEYS', 'COLUMNS', 'METHOD_CLUSTERED', 'METHOD_UNCLUSTERED', 'METHOD_BOOTSTRAP', 'auc_components',
+               'delong_cov', 'delong_test', 'bootstrap_aucs', 'paired_bootstrap', 'holm', 'Run', 'run_name', 'load_run',
+               'check_comparable', 'compare_runs', 'comparison_markdown', 'plot_forest', 'write_comparison', 'compare_cli']
+OLD_STUDY = ['STUDY_KEYS', 'EXECUTOR_KEYS', 'SLURM_KEYS', 'SLURM_DEFAULTS', 'COMPARE_DEFAULTS', 'PAPER_REFERENCE', 'SPLIT_KEYS',
+             'PATH_KEYS', 'NAME_RE', 'STAGE_FILES', 'KAGGLE_USER', 'TRACKERS', 'COMMANDS', 'read_study_file',
+             'Configuration', 'Study', 'load_study', 'stages_done', 'configuration_state', 'prepare_study_dir',
+             'load_study_dir', 'study_status', 'run_configuration', 'ConfigurationJob', 'visible_gpus', 'run_local',
+             'run_slurm', 'run_study', 'model_costs', 'study_table', 'study_markdown', 'plot_heatmap',
+             'plot_study_forest', 'write_study_report', 'kernel_slug', 'kaggle_kernels', 'report_from_inputs',
+             'tracking_callbacks', 'study_cli']
+
 def test_public_api():
     "The documented entry points import from where they always did, and every name the split modules had is still there."
     import importlib
@@ -111,7 +123,7 @@ def test_public_api():
     from cxr_lka import splits, config, rundata, core
     assert split_nih is splits.split_nih and TrainConfig is config.TrainConfig and prepare_data is rundata.prepare_data
     assert unwrap_model is core.unwrap_model and callable(build_model) and callable(load_weights) and len(LABELS) == 14
-    for mod, names in [("data", OLD_DATA), ("train", OLD_TRAIN), ("kaggle", OLD_KAGGLE)]:
+    for mod, names in [("data", OLD_DATA), ("train", OLD_TRAIN), ("kaggle", OLD_KAGGLE), ("compare", OLD_COMPARE), ("study", OLD_STUDY)]:
         m = importlib.import_module(f"cxr_lka.{mod}")
         missing = [n for n in names if not hasattr(m, n)]
         assert not missing, f"cxr_lka.{mod} lost {missing}"

@@ -21,6 +21,7 @@ from fastai.torch_core import rank_distrib
 from sklearn.metrics import roc_auc_score
 
 from .core import atomic_write, atomic_save, unwrap_model, state_bytes, check_free_space
+from .guards import held_signals
 
 # %% ../nbs/05b_fit.ipynb #21245b6f
 def roc_auc_score_safe(y_true, # [N, C] 0/1 targets
@@ -155,8 +156,9 @@ class EpochCheckpoint(Callback):
                     scaler=sc.state_dict() if sc is not None else None, **self.extra)
 
     def after_epoch(self):
-        self._log_row()
-        if not rank_distrib(): atomic_save(self._state(done=False), self.state_path)
+        with held_signals():   # SIGTERM / Ctrl-C: the history row and resume.pth are written together first
+            self._log_row()
+            if not rank_distrib(): atomic_save(self._state(done=False), self.state_path)
 
     def after_cancel_fit(self):   # early stopping raised in after_epoch before this callback logged the epoch
         if len(self.recorder.values) > self._n: self._log_row()

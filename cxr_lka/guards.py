@@ -4,7 +4,8 @@
 
 # %% auto #0
 __all__ = ['LOCK_FILE', 'FolderBusyError', 'pid_alive', 'run_info', 'describe_run', 'FolderLock', 'die_with_parent',
-           'parent_gone', 'stop_pool', 'worker_pool', 'Interrupted', 'stop_signals', 'exit_on_interrupt']
+           'parent_gone', 'stop_pool', 'worker_pool', 'Interrupted', 'stop_signals', 'exit_on_interrupt',
+           'held_signals']
 
 # %% ../nbs/00_guards.ipynb #gd000003
 import os, sys, json, time, errno, signal, socket, threading, multiprocessing
@@ -184,6 +185,8 @@ class Interrupted(KeyboardInterrupt):
         self.saved.append(what); return self
     def __str__(self): return f"stopped by {self.signame}" + (f": {'; '.join(self.saved)}" if self.saved else '')
 
+_HELD = {'depth': 0, 'pending': []}   # `held_signals` blocks open, and the signal that came meanwhile
+
 @contextmanager
 def stop_signals(signums=(signal.SIGTERM, signal.SIGINT), # the signals turned into `Interrupted`
                 ):
@@ -192,7 +195,9 @@ def stop_signals(signums=(signal.SIGTERM, signal.SIGINT), # the signals turned i
     fired, old = [], {}
     def handler(signum, frame):
         if fired: return
-        fired.append(signum); raise Interrupted(signum)
+        fired.append(signum)
+        if _HELD['depth']: _HELD['pending'].append(signum); return    # `held_signals`: raised when the block ends
+        raise Interrupted(signum)
     for s in signums:
         h = signal.getsignal(s)
         if h in (signal.SIG_IGN, None): continue       # ignored on purpose (nohup, a pool worker): left so
@@ -211,3 +216,14 @@ def exit_on_interrupt(name:str, # the command, for the message
         if not isinstance(e, Interrupted): e = Interrupted(signal.SIGINT)
         print(f"{name}: {e}", file=sys.stderr, flush=True)
         raise SystemExit(e.code) from None
+
+# %% ../nbs/00_guards.ipynb #gd000041
+@contextmanager
+def held_signals():
+    "Within the block a SIGTERM or Ctrl-C that `stop_signals` turns into `Interrupted` waits for the block's end (what is written in it, is written whole)."
+    _HELD['depth'] += 1
+    try: yield
+    finally:
+        _HELD['depth'] -= 1
+        sig = _HELD['pending'].pop() if not _HELD['depth'] and _HELD['pending'] else None
+    if sig is not None: raise Interrupted(sig)

@@ -15,6 +15,7 @@ from fastai.torch_core import rank_distrib, num_distrib
 from fastcore.script import call_parse, Param, bool_arg
 
 from .core import atomic_write, repo_root
+from .guards import LOCK_FILE
 from .kaggle_env import (KAGGLE_ROOT_ENV, on_kaggle, kaggle_root, input_root, kaggle_layout, arch_serves, cuda_facts,
                                 probe_cuda, GPUPreflightError, gpu_preflight, InputScan, scan_inputs, find_data_dir, stage_files,
                                 find_stage_file, default_dirs, working_report, _tree_size, _fmt_bytes)
@@ -46,7 +47,7 @@ def resume_from_input(stage:str, # 'stage1' or 'stage2'
             + (f" ({len(done)} finished one(s) ignored)" if done else '') + "; starting afresh.")
         return None
     src = todo[0].parent
-    shutil.copytree(src, own.parent, dirs_exist_ok=True, ignore=shutil.ignore_patterns('cache', '*.tmp*'))
+    shutil.copytree(src, own.parent, dirs_exist_ok=True, ignore=shutil.ignore_patterns('cache', '*.tmp*', LOCK_FILE))   # not the killed run's lock
     b, n = _tree_size(own.parent)
     say(f"{stage}: continuing the unfinished run in {src} ({_epochs_logged(src)} epochs logged): copied {n} files "
         f"({_fmt_bytes(b)}) into {own.parent}.")

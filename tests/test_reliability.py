@@ -1,5 +1,7 @@
-"""Issue 14 items 1-3 as real faults, in real processes: a full disk, two cache builds into one folder, SIGTERM,
-Ctrl-C and kill -9 to a cache build with worker processes, and SIGTERM to a training stage mid-epoch.
+"""Issue 14 items 1-3 as real faults, in real processes: a full disk, two cache builds into one folder, SIGTERM
+and kill -9 to a cache build with worker processes, and SIGTERM to a training stage mid-epoch (Ctrl-C takes
+SIGTERM's path through `guards.stop_signals`; its exit 130 is tested in the 00_guards chapter). What a process does
+after the fault (a build that fits, a build or stage run again) runs in the test's own process.
 
 - A full disk is a real 2 MB tmpfs (`mount -t tmpfs`, unmounted in a `finally`); where this machine cannot mount
   one the test is skipped, and the injected-ENOSPC examples of the 00_core and 00d_cache chapters (which always run)
@@ -57,10 +59,11 @@ def data(tmp_path_factory):
     return make_synthetic_nih(tmp_path_factory.mktemp('rel')/'nih', n_patients=20, image_size=64, seed=0)
 
 # ------------------------------------------------------------------------------------------ a full disk
-def test_full_disk_cache_and_checkpoints(data, tmp_path):
+def test_full_disk_cache_and_checkpoints(data, tmp_path, capsys):
     "The cache that cannot fit: one line before anything is written (it was a Bus error, exit 135, and a full disk); checkpoints: one sentence, no temp file."
     import torch
     from cxr_lka.core import atomic_save, atomic_write, DiskSpaceError
+    from cxr_lka.cli import cache_images
     with _tmpfs(tmp_path/'disk') as disk:
         p = run([PY, '-c', 'import sys; from cxr_lka.cli import cache_cli; cache_cli(sys.argv[1], size=256, out=sys.argv[2], n_workers=2)',
                  str(data), str(disk/'cache')], check=False)
@@ -69,9 +72,8 @@ def test_full_disk_cache_and_checkpoints(data, tmp_path):
         assert line.startswith('cxr-lka-cache: error: The image cache (') and f"in {disk/'cache'/'256px'}, but its disk has 2.0 MB free" in line \
                and 'on Kaggle e.g. /kaggle/temp' in line, line
         assert [f for f in (disk/'cache'/'256px').iterdir()] == [] and os.statvfs(disk).f_bfree == os.statvfs(disk).f_blocks
-        p = run([PY, '-c', 'import sys; from cxr_lka.cli import cache_cli; cache_cli(sys.argv[1], size=32, out=sys.argv[2], n_workers=2)',
-                 str(data), str(disk/'cache')], check=False)
-        assert p.returncode == 0 and 'unreadable, 0 missing' in p.stdout, p.stderr[-2000:]       # one that fits is built
+        cache_images(data, 32, disk/'cache', 0)                                             # one that fits is built (here: no fault to catch)
+        assert 'unreadable, 0 missing' in capsys.readouterr().out
         with pytest.raises(DiskSpaceError, match=r"Saving resume.pth needs 3.9 MB in .*, but its disk has 1.\d MB free: free some space"):
             atomic_save({'w': torch.zeros(1_000_000)}, disk/'stage1'/'resume.pth')
         with pytest.raises(DiskSpaceError, match=r"is full: writing model.pth stopped after .* \(.*unexpected pos.*\) and was undone"):
@@ -100,35 +102,31 @@ import cxr_lka.cache as c
 from cxr_lka.images import find_images
 read, marker = c.load_xray, Path(sys.argv[2]).parent/'a_is_reading'
 def slow(p, *a, **k):                                           # slow enough for the two builds to overlap; says it has begun
-    marker.touch(); time.sleep(0.2); return read(p, *a, **k)
-if sys.argv[3] == 'a': c.load_xray = slow
+    marker.touch(); time.sleep(0.1); return read(p, *a, **k)
+c.load_xray = slow
 imgs = find_images(sys.argv[1]); names = sorted(imgs)
-part = names[:len(names) * 2 // 3] if sys.argv[3] == 'a' else names[len(names) // 3:]
-print('ready', flush=True)
-if sys.argv[3] == 'b': sys.stdin.readline()                     # B starts its build when told: while A works
-cache = c.build_cache({n: imgs[n] for n in part}, sys.argv[2], size=16, n_workers=2, progress=False)
+cache = c.build_cache({n: imgs[n] for n in names[:len(names) * 2 // 3]}, sys.argv[2], size=16, n_workers=2, progress=False)
 print(len(cache), cache.built, cache.skipped, flush=True)"""
 
-def test_two_cache_builds_into_one_folder(data, tmp_path):
-    "Two builds with overlapping images into one cache folder: the second waits for the first, then builds only the rest; no entry lost or mixed up."
+def test_two_cache_builds_into_one_folder(data, tmp_path, capsys):
+    "Two builds with overlapping images into one cache folder (A in another process, B here): B waits for A, then builds only the rest; no entry lost or mixed up."
     from cxr_lka.images import find_images, load_xray, resize_xray
-    from cxr_lka.cache import ImageCache
-    start = lambda who: subprocess.Popen([PY, '-c', SLOW_BUILD, str(data), str(tmp_path/'cache'), who], stdin=subprocess.PIPE,
-                                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    a, b = start('a'), start('b')
-    assert a.stdout.readline().strip() == 'ready' and b.stdout.readline().strip() == 'ready'
-    t0 = time.monotonic()
-    while not (tmp_path/'a_is_reading').exists() and time.monotonic() - t0 < 60: time.sleep(0.02)   # A holds the folder now
-    b.stdin.write('go\n'); b.stdin.flush()
-    (ao, ae), (bo, be) = a.communicate(timeout=300), b.communicate(timeout=300)
-    assert a.returncode == 0 and b.returncode == 0, (ae[-2000:], be[-2000:])
+    from cxr_lka.cache import ImageCache, build_cache
+    a = subprocess.Popen([PY, '-c', SLOW_BUILD, str(data), str(tmp_path/'cache')], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     imgs = find_images(data); names = sorted(imgs)
-    cache = ImageCache(tmp_path/'cache'/'16px')
-    assert sorted(cache.names) == names and len(cache) == len(names), (len(cache.names), len(cache), len(names))   # (35 of 52 done before)
-    for n in names: assert np.array_equal(cache[n], resize_xray(load_xray(imgs[n]), 16)), n
-    assert f"waiting for an image cache build" in be and f"(pid {a.pid} on host" in be, be[-2000:]
     a_part, b_part = names[:len(names) * 2 // 3], names[len(names) // 3:]
-    assert bo.split()[-2:] == [str(len(set(b_part) - set(a_part))), str(len(set(a_part) & set(b_part)))], bo     # B built only what A had not
+    t0 = time.monotonic()
+    while not (tmp_path/'a_is_reading').exists() and time.monotonic() - t0 < 60 and a.poll() is None: time.sleep(0.02)   # A holds the folder now
+    b = build_cache({n: imgs[n] for n in b_part}, tmp_path/'cache', size=16, n_workers=0, progress=False)
+    be = capsys.readouterr().err
+    ao, ae = a.communicate(timeout=300)
+    assert a.returncode == 0, ae[-2000:]
+    assert "waiting for an image cache build" in be and f"(pid {a.pid} on host" in be, be[-2000:]
+    assert ao.split() == [str(len(a_part)), str(len(a_part)), '0'], ao                                            # A built its part
+    assert (b.built, b.skipped) == (len(set(b_part) - set(a_part)), len(set(a_part) & set(b_part)))                 # B only what A had not
+    cache = ImageCache(tmp_path/'cache'/'16px')
+    assert sorted(cache.names) == names and len(cache) == len(names), (len(cache.names), len(cache), len(names))
+    for n in names: assert np.array_equal(cache[n], resize_xray(load_xray(imgs[n]), 16)), n
 
 # ------------------------------------------------------------------------------------------ signals to a cache build
 SLOW_CLI = """import sys, time
@@ -145,27 +143,25 @@ def _start_build(data, out):
     while len(_children(p.pid)) < 2 and time.monotonic() - t0 < 60: time.sleep(0.1)
     workers = _children(p.pid)
     assert len(workers) >= 2, (workers, p.poll())
-    time.sleep(2.0)                                                                  # a few chunks done
+    time.sleep(1.0)                                                                  # a few chunks done
     return p, workers
 
-@pytest.mark.parametrize('sig', ['SIGTERM', 'SIGINT', 'SIGKILL'])
-def test_stopping_a_cache_build(data, tmp_path, sig):
-    "SIGTERM / Ctrl-C: one line, exit 143 / 130, progress saved, no worker left; kill -9: no worker left (they stayed, ~500 MB each)."
+@pytest.mark.parametrize('sig', ['SIGTERM', 'SIGKILL'])
+def test_stopping_a_cache_build(data, tmp_path, capsys, sig):
+    "SIGTERM: one line, exit 143, progress saved, no worker left; kill -9: no worker left (they stayed, ~500 MB each). (Ctrl-C takes SIGTERM's path, `stop_signals`; its exit 130 is tested in 00_guards.)"
     p, workers = _start_build(data, tmp_path/'cache')
     p.send_signal(getattr(signal, sig))
     out, err = p.communicate(timeout=60)
     assert _gone(workers) == [], f"{sig}: workers outlived their parent"
     if sig == 'SIGKILL': assert p.returncode == -9; return
-    assert p.returncode == {'SIGTERM': 143, 'SIGINT': 130}[sig], (p.returncode, err[-2000:])
-    assert 'Traceback' not in err, err[-3000:]
+    assert p.returncode == 143 and 'Traceback' not in err, (p.returncode, err[-3000:])
     line = err.strip().splitlines()[-1]
-    what = 'SIGTERM' if sig == 'SIGTERM' else 'Ctrl-C (SIGINT)'
-    assert line.startswith(f"cxr-lka-cache: stopped by {what}: ") and 'building again continues from there' in line, line
-    if sig == 'SIGINT': return
-    n_done = int(line.split(f"stopped by {what}: ")[1].split(' of ')[0])
-    q = run([PY, '-c', 'import sys; from cxr_lka.cli import cache_cli; cache_cli(sys.argv[1], size=32, out=sys.argv[2], n_workers=2)',
-             str(data), str(tmp_path/'cache')])
-    assert f"({n_done} already there" in q.stdout or f"{n_done} already there" in q.stdout, (n_done, q.stdout)   # resumed from what was saved
+    assert line.startswith("cxr-lka-cache: stopped by SIGTERM: ") and 'building again continues from there' in line, line
+    n_done = int(line.split("stopped by SIGTERM: ")[1].split(' of ')[0])
+    from cxr_lka.cli import cache_images
+    from cxr_lka.images import find_images
+    cache_images(data, 32, tmp_path/'cache', 0)                                        # built again (here): resumed from what was saved
+    assert f"({len(find_images(data)) - n_done} built now, {n_done} already there)" in (o := capsys.readouterr().out), (n_done, o)
 
 # ------------------------------------------------------------------------------------------ SIGTERM to a training stage
 TRAIN = """import sys, time, json
@@ -175,7 +171,7 @@ from cxr_lka.guards import exit_on_interrupt
 class Slow(Callback):
     def after_batch(self): time.sleep(0.25)                          # epochs long enough to be caught in the middle
 cfg = TrainConfig.from_dict(json.loads(sys.argv[1]))
-exit_on_interrupt('cxr-lka-train', train_stage, cfg, cbs=[Slow()] if sys.argv[2] == 'slow' else None)"""
+exit_on_interrupt('cxr-lka-train', train_stage, cfg, cbs=[Slow()])"""
 
 def test_sigterm_to_a_training_stage(tmp_path):
     "SIGTERM in the middle of an epoch: exit 143, one line saying where the last finished epoch is; run again, the stage resumes and finishes."
@@ -185,7 +181,7 @@ def test_sigterm_to_a_training_stage(tmp_path):
     cfg = TrainConfig.stage1(data_dir=str(syn), out_dir=str(tmp_path/'run'), image_size=32, batch_size=4, pretrained=False, lr=1e-3,
                              freeze_epochs=0, epochs=3, use_cache=False, num_workers=0)
     st = cfg.stage_dir
-    p = subprocess.Popen([PY, '-c', TRAIN, json.dumps(cfg.to_dict()), 'slow'], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    p = subprocess.Popen([PY, '-c', TRAIN, json.dumps(cfg.to_dict())], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     t0 = time.monotonic()
     while not ((st/'history.csv').exists() and len((st/'history.csv').read_text().splitlines()) == 2) and time.monotonic() - t0 < 240:
         if p.poll() is not None: break
@@ -197,7 +193,8 @@ def test_sigterm_to_a_training_stage(tmp_path):
     assert err.strip().splitlines()[-1] == (f"cxr-lka-train: stopped by SIGTERM: stage1: the last epoch it finished is saved in "
                                             f"{st/'resume.pth'} (1 epoch(s) in history.csv); run it again (resume=True) to continue from there")
     assert not (st/'model.pth').exists() and not (st/'run.lock').exists()
-    p = run([PY, '-c', TRAIN, json.dumps(cfg.to_dict()), 'fast'])
+    from cxr_lka.train import train_stage
+    train_stage(cfg)                                                                 # run again (here): it resumes
     h = (st/'history.csv').read_text().splitlines()
     assert len(h) == 4 and (st/'model.pth').exists(), h
     notes = json.loads((st/'run.json').read_text())['notes']

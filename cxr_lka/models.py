@@ -20,7 +20,7 @@ from .backbones import (BACKBONES, STANDARD, VGG16_BN, get_backbone, imagenet_st
                                WeightsNotFoundError, _read_checkpoint, _unwrap_state, _load_checked, _examples)
 from .preprocess import Preprocessing, DEFAULT_IMAGE_SIZE
 from .layouts import PaperVGG16LKA, paper_layout, is_paper_layout, attention_type, _split_first, _nbt
-from .core import atomic_write, unwrap_model
+from .core import atomic_save, unwrap_model
 from .metadata import LABELS
 
 # %% ../nbs/03_models.ipynb #37dd4d88
@@ -203,7 +203,7 @@ def save_checkpoint(model:nn.Module,       # a `CXRNet` (possibly wrapped by Dat
                     labels:list|None=None, # label names (default: the model's, `LABELS` for 14 outputs)
                     extra:dict|None=None,  # plain data to store alongside (epoch, metrics, the run's config, ...)
                    ) -> Path:
-    "Write `model`'s weights, config and preprocessing to `path` atomically; `load_checkpoint` rebuilds it from the file alone."
+    "Write `model`'s weights, config and preprocessing to `path` atomically (free space checked first); `load_checkpoint` rebuilds it from the file alone."
     m = unwrap_model(model)
     cfg = dict(m.config)
     if labels is not None:
@@ -219,7 +219,7 @@ def save_checkpoint(model:nn.Module,       # a `CXRNet` (possibly wrapped by Dat
     cfg['image_size'] = pre.image_size
     obj = dict(format=CHECKPOINT_FORMAT, config=cfg, preprocessing=pre.to_dict(), extra=dict(extra or {}),
                model=OrderedDict((k, v.detach().cpu()) for k, v in m.state_dict().items()))
-    return atomic_write(path, lambda t: torch.save(obj, t))
+    return atomic_save(obj, path)          # a disk without room for it: one sentence, before a byte is written
 
 def _is_ours(obj): return isinstance(obj, dict) and str(obj.get('format', '')).startswith('cxr_lka.checkpoint/')
 

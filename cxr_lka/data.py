@@ -129,7 +129,7 @@ def plot_label_report(df:pd.DataFrame, # metadata with label columns, and option
     import matplotlib.pyplot as plt, seaborn as sns
     labels = list(LABELS if labels is None else labels)
     rep = label_report(df, labels)
-    splits = [c for c in rep.columns if not c.endswith('_prevalence')]
+    splits = [c for c in rep.columns if not c.endswith(('_prevalence', '_unlabelled'))]
     if len(splits) > 1: splits = [s for s in splits if s != 'all']
     long = pd.DataFrame([(l, f"{s} ({rep.loc['images', s]:,} images, {rep.loc['patients', s]:,} patients)",
                           rep.loc[l, f'{s}_prevalence']) for s in splits for l in labels + [NO_FINDING]],

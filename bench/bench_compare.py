@@ -1,4 +1,4 @@
-"""Paired model comparison (cxr_lka.compare) at NIH's size, on one core.
+"""Paired model comparison (cxr_lka.delong, cxr_lka.paired, cxr_lka.compare) at NIH's size, on one core.
 
 A full comparison of two models on the official test list's size (25,596 images of 2,797 patients,
 14 classes): the patient-clustered DeLong test of every class and 1,000 paired patient-bootstrap
@@ -37,13 +37,6 @@ def nih_test_set(seed=0):
     t = (np.repeat(g.random((2797, 14)) < prev, sizes, axis=0)).astype(int)
     return t, pat, "synthetic labels and patients of the official test list's sizes (no ../shared/data/nih14-meta)"
 
-def toy_scores(t, pat, seed):
-    "Probabilities: class signal + per-(patient, class) effect + image noise."
-    g = np.random.default_rng(seed)
-    codes = pd.factorize(pat)[0]
-    z = (2*t - 1) + g.normal(size=(codes.max() + 1, t.shape[1]))[codes] + 0.5*g.normal(size=t.shape)
-    return 1/(1 + np.exp(-z))
-
 def naive_delong_var(y, sa, sb):
     "Var(AUC_b - AUC_a) by DeLong's structural components written plainly: the m x n kernel, then np.cov. O(mn)."
     def psi(s):
@@ -66,9 +59,12 @@ def main():
     warnings.filterwarnings("ignore"); silence_progress()
     from cxr_lka.data import LABELS
     from cxr_lka.evaluate import patient_resamples, weighted_auc
-    from cxr_lka.compare import Run, compare_runs, delong_test, bootstrap_aucs
+    from cxr_lka.delong import delong_test
+    from cxr_lka.paired import bootstrap_aucs, clustered_probs
+    from cxr_lka.runs import Run
+    from cxr_lka.compare import compare_runs
     t, pat, what = nih_test_set()
-    pa, pb = toy_scores(t, pat, 1), toy_scores(t, pat, 2)
+    pa, pb = clustered_probs(t, pat, seed=1), clustered_probs(t, pat, seed=2)   # class signal + per-(patient, class) effect + image noise
     N, n_pat, B = len(t), len(np.unique(pat)), a.n_resamples
     images = np.array([f"{i:08d}.png" for i in range(N)])
     def run(name, pr):

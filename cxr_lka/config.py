@@ -21,6 +21,7 @@ from .attention import ATTENTION, make_attention
 from .backbones import get_backbone
 from .models import ARCHS, build_model, load_weights, check_config, model_preprocessing
 from .losses import LOSSES
+from .kaggle_env import KAGGLE_ROOT_ENV, input_root as kaggle_input_root, default_dirs, find_data_dir, stage_files
 
 # %% ../nbs/05a_config.ipynb #339fa5df
 STAGES = ('stage1', 'stage2', 'test')
@@ -40,11 +41,11 @@ _PREV = {'stage2': 'stage1', 'test': 'stage2'}   # the stage whose model.pth a s
 class TrainConfig:
     "Everything a training (or test) run depends on; defaults are the paper's stage 1."
     stage:str='stage1'                  # 'stage1' (BCE, abnormal images), 'stage2' (Focal, all images) or 'test'
-    data_dir:str='/kaggle/input/data'   # the data folder: NIH in Kaggle's layout (Data_Entry_2017.csv, images_0XX/images), or CheXpert-v1.0-small (or the folder above it)
+    data_dir:str|None=None              # the data set's folder: NIH in Kaggle's layout (Data_Entry_2017.csv beside images_0XX/images), or CheXpert-v1.0-small (or the folder above it); None: the one such folder at any depth under input_root (`resolved`)
     dataset:str='nih'                   # the data set (`cxr_lka.datasets.DATASETS`): 'nih' (NIH ChestX-ray14) or 'chexpert' (CheXpert, small layout)
     uncertainty:str='U-Ignore'          # CheXpert's uncertain labels: 'U-Ones' (positive), 'U-Zeros' (negative) or 'U-Ignore' (left out: masked); NIH has none
     frontal_only:bool=False             # keep the frontal views only (CheXpert's laterals out; every NIH image is frontal)
-    out_dir:str='/kaggle/working'       # results go to out_dir/<stage>/
+    out_dir:str|None=None               # results go to out_dir/<stage>/; None: on Kaggle /kaggle/working, elsewhere ./outputs (`cxr_lka.kaggle.default_dirs`)
     protocol:str='paper'                # split protocol: 'paper', 'paper-images' (leaky validation), 'paper-original' (leaky on purpose) or 'official' (NIH); 'paper' or 'official' (CheXpert)
     seed:int=85                         # split random_state and training seed (the paper: 85)
     valid_pct:float=0.125               # share of train+valid patients ('paper-images', 'paper-original': images) used for validation
@@ -69,24 +70,30 @@ class TrainConfig:
     loss_kwargs:dict=field(default_factory=dict) # passed to the loss, e.g. {'alpha': 1, 'gamma': 2}
     augment:bool=True                   # the paper's Flip + Rotate on training batches
     use_cache:bool=True                 # decode + resize every image once into out_dir/cache (or cache_dir)
-    cache_dir:str|None=None             # where the image cache lives (None: out_dir/cache)
-    num_workers:int|None=None           # DataLoader workers (None: 0 on CPU, up to 8 with CUDA)
+    cache_dir:str|None=None             # where the image cache lives; None: on Kaggle /kaggle/temp/cxr_lka_cache (not saved with the output), elsewhere out_dir/cache
+    num_workers:int|None=None           # DataLoader workers of the run, shared by its data-parallel processes (None: 0 on CPU, up to 8 per process with CUDA)
     device:str|None=None                # 'cuda', 'cpu', ...; None: CUDA when available, else CPU
     fp16:bool|str='auto'                # mixed precision; 'auto': on with CUDA
     channels_last:bool=False            # channels_last memory format (faster convolutions on recent GPUs)
     max_images:int|None=None            # quick runs: keep whole patients, about this many images in all
-    weights:str|None=None               # stage 2 / test: checkpoint to start from (None: the previous stage's model.pth)
-    input_root:str='/kaggle/input'      # weights=None and no previous stage in out_dir: the one input_root/*/<previous stage>/model.pth
+    weights:str|None=None               # stage 2 / test: checkpoint to start from (None: out_dir's <previous stage>/model.pth, else the one at any depth under input_root)
+    input_root:str|None=None            # where Kaggle mounts the inputs (data sets, earlier notebooks' outputs); None: $CXR_LKA_KAGGLE_ROOT/input, else /kaggle/input
     resume:bool=True                    # continue an interrupted run found in out_dir/<stage>/resume.pth
     strict:bool=False                   # missing images: fail (True) or report and leave them out (False)
     lr_find_iters:int=100               # iterations of lr_find
     tta:bool=False                      # test: test-time augmentation
     gradcam_n:int=8                     # test: images in gradcam.png (0: none)
     subgroups:bool=True                 # test: the subgroup (sex, age, view), underdiagnosis and calibration report
+    track:str|None=None                 # experiment tracking through fastai's callbacks: 'tensorboard' (out_dir/<stage>/tensorboard), 'wandb' or 'tensorboard,wandb'; None: off
 
     def __post_init__(self):
         for k in ('data_dir', 'out_dir', 'weights', 'cache_dir', 'input_root', 'pretrained'):
             if isinstance(getattr(self, k), os.PathLike): setattr(self, k, os.fspath(getattr(self, k)))
+        if self.out_dir is None or self.cache_dir is None:   # Kaggle's folders (or a simulated root's), else ./outputs and out_dir/cache
+            d = default_dirs()
+            if self.out_dir is None: self.out_dir = d['out_dir']
+            if self.cache_dir is None: self.cache_dir = d['cache_dir']
+        if self.input_root is None: self.input_root = str(kaggle_input_root())
         if fits_type(self.stages, int): self.stages = (self.stages,)
         if isinstance(self.stages, list): self.stages = tuple(self.stages)
         if isinstance(self.lr_max, list): self.lr_max = tuple(self.lr_max)
@@ -158,7 +165,7 @@ class TrainConfig:
 
     @property
     def weights_path(self) -> Path|None:
-        "The checkpoint this run starts from: `weights`, else the previous stage's model.pth in out_dir, else the only one under input_root (None for stage 1)."
+        "The checkpoint this run starts from: `weights`, else the previous stage's model.pth in out_dir, else the only one at any depth under input_root (None for stage 1)."
         if self.weights: return Path(self.weights)
         prev = _PREV.get(self.stage)
         if prev is None: return None
@@ -166,6 +173,15 @@ class TrainConfig:
         if own.exists(): return own
         found = input_weights(prev, self.input_root)
         return found[0] if len(found) == 1 else own
+
+    def resolved(self, notes:list|None=None, # where the data set was found is appended here (and printed)
+                ):
+        "This configuration with `data_dir` found when it is None: the one folder of the data set (`dataset`) at any depth under `input_root` (`cxr_lka.kaggle.find_data_dir`)."
+        if self.data_dir is not None: return self
+        ds = get_dataset(self.dataset)
+        d = find_data_dir(self.input_root, dataset=ds)
+        _say(f"data_dir=None: using {d}, the {ds.title} data set under {self.input_root}.", notes)
+        return dataclasses.replace(self, data_dir=str(d))
 
     def from_weights(self, model, # the model the run starts from (`load_weights`), or the one stage 1 built
                      source:str='The weights', # how to name the model in an error
@@ -203,11 +219,10 @@ class TrainConfig:
         return cls.from_dict(json.loads(Path(path).read_text()))
 
 def input_weights(stage:str, # the stage whose weights are looked for: 'stage1' or 'stage2'
-                  input_root='/kaggle/input', # where Kaggle mounts a notebook's inputs (data sets, other notebooks' outputs)
+                  input_root=None, # where Kaggle mounts a notebook's inputs (None: `cxr_lka.kaggle.input_root()`)
                  ) -> list:
-    "Every `input_root/*/<stage>/model.pth`, sorted: earlier notebooks' outputs attached as inputs on Kaggle."
-    root = Path(input_root)
-    return sorted(root.glob(f'*/{stage}/model.pth')) if root.is_dir() else []
+    "Every `<stage>/model.pth` at any depth under `input_root`, sorted: earlier notebooks' outputs attached as inputs (`input/<slug>/`, `input/notebooks/<user>/<slug>/`)."
+    return stage_files(stage, 'model.pth', input_root)
 
 def _say(msg, notes=None):
     "Print `msg` and keep it in `notes` (a run's messages worth keeping, written to run.json)."
@@ -224,15 +239,16 @@ def resolve_weights(cfg:TrainConfig, # the run's configuration
     own = Path(cfg.out_dir)/prev/'model.pth'
     if wp.exists():
         if not cfg.weights and wp != own:
-            _say(f"{cfg.stage}: weights=None and {own} does not exist; using {wp}, the only "
-                 f"{cfg.input_root}/*/{prev}/model.pth (set weights= to use another checkpoint).", notes)
+            _say(f"{cfg.stage}: weights=None and {own} does not exist; using {wp}, the only {prev}/model.pth "
+                 f"under {cfg.input_root} (set weights= to use another checkpoint).", notes)
         return wp
     if cfg.weights: raise FileNotFoundError(f"weights={cfg.weights!r} does not exist; set weights= to an existing checkpoint.")
     found = input_weights(prev, cfg.input_root)
-    what = (f"nothing matches {cfg.input_root}/*/{prev}/model.pth" if not found else
-            f"{len(found)} files match {cfg.input_root}/*/{prev}/model.pth ({', '.join(map(str, found))})")
+    what = (f"there is no {prev}/model.pth at any depth under {cfg.input_root}" if not found else
+            f"{len(found)} {prev}/model.pth files are under {cfg.input_root} ({', '.join(map(str, found))})")
     raise FileNotFoundError(f"{cfg.stage} starts from the {prev} weights, but {own} does not exist and {what}; run {prev} "
-                            "first with this out_dir, or set weights= to the checkpoint to use (ours or the paper's).")
+                            "first with this out_dir, attach its output (Kaggle: Add Input > Your Work), or set weights= to "
+                            "the checkpoint to use (ours or the paper's).")
 
 # %% ../nbs/05a_config.ipynb #cf000007
 def model_labels(model, # a `CXRNet` (or a Learner or wrapper of one)

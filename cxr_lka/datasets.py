@@ -6,6 +6,7 @@
 __all__ = ['NIH', 'CHEXPERT', 'DATASETS', 'LABEL_MAP', 'DatasetRecord', 'get_dataset', 'dataset_of', 'shared_labels', 'relabel']
 
 # %% ../nbs/00h_datasets.ipynb #ds003
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -35,10 +36,17 @@ class DatasetRecord:
     boxes:str|None=None          # the file of bounding boxes in the data folder, or None
     uncertain:bool=False         # whether a label can be uncertain (the `cxr_lka.chexpert.UNCERTAINTY` policies apply)
     layout:str=''                # what its data folder holds, in one line
+    is_data_dir:Callable|None=None   # is_data_dir(folder, files, dirs) -> bool: this folder is the data set's data_dir (found under Kaggle's inputs when data_dir is None)
+    attach:str=''                # how to give it to a Kaggle notebook, said when it is not found
 
     def __repr__(self): return f"DatasetRecord({self.name!r}: {self.title}, {len(self.labels)} labels, protocols {list(self.protocols)})"
 
 # %% ../nbs/00h_datasets.ipynb #ds007
+_NIH_IMAGES = re.compile(r'images(_\d+)?', re.I)   # NIH's image folders: images_001 ... images_012 (or one flat images/)
+
+def _nih_is_data_dir(d, files, dirs) -> bool:
+    return 'Data_Entry_2017.csv' in files and any(_NIH_IMAGES.fullmatch(n) for n in dirs)
+
 def _nih_files(data_dir, protocol='paper'): return nih_files(data_dir, need_lists=protocol == 'official')
 
 def _nih_read(data_dir, protocol='paper', uncertainty=None):
@@ -57,7 +65,8 @@ NIH = DatasetRecord(
     name='nih', title='NIH ChestX-ray14', labels=tuple(LABELS), protocols=PROTOCOL_NOTES,
     files=_nih_files, read=_nih_read, split=_nih_split, locate=_nih_locate,
     attributes={'sex': 'Patient Gender', 'age': 'Patient Age', 'view': 'View Position'},
-    boxes='BBox_List_2017.csv',
+    boxes='BBox_List_2017.csv', is_data_dir=_nih_is_data_dir,
+    attach='add the data set nih-chest-xrays/data to the notebook (Add Input)',
     layout="Data_Entry_2017.csv (train_val_list.txt, test_list.txt for protocol 'official') and the PNGs anywhere below, e.g. images_0XX/images/")
 
 # %% ../nbs/00h_datasets.ipynb #ds011
@@ -72,12 +81,20 @@ def _chexpert_split(df, protocol='official', seed=85, valid_pct=0.125, data_dir=
 def _chexpert_locate(df, data_dir, strict=False, exclude=()):
     return locate_chexpert(df, chexpert_files(data_dir, need_valid=False)['root'], strict)
 
+def _chexpert_is_data_dir(d, files, dirs) -> bool:
+    if 'train.csv' not in files: return False
+    try:
+        with open(Path(d)/'train.csv', errors='replace') as f: head = f.readline()
+    except OSError: return False
+    return head.startswith('Path,') and 'Frontal/Lateral' in head
+
 def _chexpert_frontal(df): return (df['Frontal/Lateral'] == 'Frontal').to_numpy()
 
 CHEXPERT = DatasetRecord(
     name='chexpert', title='CheXpert', labels=tuple(CHEXPERT_LABELS), protocols=CHEXPERT_PROTOCOLS,
     files=_chexpert_files, read=_chexpert_read, split=_chexpert_split, locate=_chexpert_locate,
     attributes={'sex': 'Sex', 'age': 'Age', 'view': 'View'}, frontal=_chexpert_frontal, uncertain=True,
+    is_data_dir=_chexpert_is_data_dir, attach='add a CheXpert-v1.0-small data set to the notebook (Add Input)',
     layout="CheXpert-v1.0-small/ (or the folder itself): train.csv, valid.csv and train/patientNNNNN/studyN/viewN_frontal.jpg")
 
 # %% ../nbs/00h_datasets.ipynb #ds015

@@ -250,7 +250,10 @@ def train_ddp(stage:str,          # 'stage1' or 'stage2'
     with distributed_training():
         with main_process_first():
             from cxr_lka.train import prepare_data
-            if is_main_process(): prepare_data(cfg)         # builds the cache once; the others wait
+            from cxr_lka.kaggle import resume_from_input
+            if is_main_process():                           # the others wait
+                if cfg.resume and Path(cfg.input_root).is_dir(): resume_from_input(cfg.stage, cfg.out_dir, cfg.input_root)
+                prepare_data(cfg)                           # builds the cache once
         learn = fn(cfg)
         mine = dict(rank=w['rank'], metrics=_final_metrics(learn), weights_checksum=getattr(learn, 'ddp_checksums', []))
         (out/f"ddp_{stage}_rank{w['rank']}.json").write_text(json.dumps(mine))
@@ -311,7 +314,8 @@ def train_stage_auto(cfg, # a `TrainConfig` (stage 'stage1' or 'stage2') or the 
                     ) -> dict: # stage, world_size, batch sizes, device, final metrics (one process: also 'learn')
     "Train `cfg`'s stage from a notebook on all visible GPUs: Accelerate's `notebook_launcher` forks one process per GPU, each trains under fastai's `distrib_ctx` (`train_ddp`); one device: in this process."
     cfg = _load_config(cfg)
-    fn, n = _stage_fns(cfg.stage), n_processes(n_gpus)
+    cpu = n_gpus in ('auto', None) and cfg.device is not None and torch.device(cfg.device).type == 'cpu'
+    fn, n = _stage_fns(cfg.stage), 1 if cpu else n_processes(n_gpus)   # device='cpu': the CPU on purpose, in this process
     if n == 1:
         from cxr_lka.train import resolve_device
         learn = fn(cfg)
@@ -323,6 +327,7 @@ def train_stage_auto(cfg, # a `TrainConfig` (stage 'stage1' or 'stage2') or the 
                            "kernel and run the cells in order (the GPU pre-flight asks a child process; nothing before training may touch the GPU).")
     from accelerate import notebook_launcher
     from cxr_lka.kaggle import session_start
+    cfg = cfg.resolved()                         # data_dir=None: found once, here; the workers read the saved path
     os.environ.setdefault('CXR_LKA_SESSION_START', str(session_start()))   # the workers' time estimates count from the session's start
     out = Path(cfg.out_dir); out.mkdir(parents=True, exist_ok=True)
     path = cfg.save(out/f'ddp_{cfg.stage}_config.json')

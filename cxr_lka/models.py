@@ -148,8 +148,10 @@ def check_config(model,                    # a `CXRNet` (e.g. from `load_weights
     unknown = sorted(set(wanted) - set(cfg))
     if unknown: raise ValueError(f"check_config: unknown setting(s) {unknown}; the model's are {sorted(cfg)}.")
     got = {k: _norm_setting(k, cfg[k], cfg.get('arch')) for k in wanted}
+    no_att = cfg.get('attention') is None and _norm_setting('attention', wanted.get('attention'), cfg.get('arch')) is None
+    skip = {'stages'} if no_att else set()   # no attention in the model, none asked for: stages mean nothing
     bad = [f"{k}={got[k]!r} (asked: {v!r})" for k, v in wanted.items()
-           if v is not None and (got[k] is not None or k != 'image_size') and _norm_setting(k, v, cfg.get('arch')) != got[k]]
+           if v is not None and k not in skip and (got[k] is not None or k != 'image_size') and _norm_setting(k, v, cfg.get('arch')) != got[k]]
     if bad: raise ValueError(f"{source}: the model has {', '.join(bad)}; leave those settings unset (None) to take "
                              "the model's values, or use other weights.")
     return got

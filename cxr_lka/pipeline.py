@@ -15,7 +15,8 @@ from fastai.basics import set_seed
 from fastcore.script import call_parse, Param
 
 from . import JIT_DEPRECATION
-from .core import fits_type, type_phrase
+from .core import fits_type, type_phrase, repo_root
+from .kaggle import GPUPreflightError, gpu_preflight, on_kaggle
 from .models import model_preprocessing, check_config
 from .data import LABELS
 from .data import nih_files, load_nih_metadata, leak_report
@@ -59,6 +60,7 @@ def evaluate_run(cfg:TrainConfig, # a test configuration (`TrainConfig.test`)
                 ):
     "Predict every test image with the final weights; write metrics.json, per_class.csv, predictions.csv, plots, and the subgroup and calibration report."
     if cfg.stage != 'test': raise ValueError(f"evaluate_run needs a test config (TrainConfig.test), got {cfg.stage!r}.")
+    cfg = cfg.resolved()                     # data_dir=None: the data set found under the input root
     t0, out = time.time(), cfg.stage_dir
     set_seed(cfg.seed, reproducible=True)
     out.mkdir(parents=True, exist_ok=True)
@@ -106,12 +108,13 @@ def bundle_dir() -> Path|None:
     return here/BUNDLE if here is not None and (here/BUNDLE).is_dir() else None
 
 def kaggle_dir() -> Path:
-    "The folder with the three Kaggle notebooks: the installed package's copy, else kaggle/ in the repository."
-    here = Path(__file__).resolve().parent if '__file__' in globals() else Path.cwd()
-    for root in [bundle_dir(), here, *here.parents, Path.cwd(), *Path.cwd().parents]:
-        if root is not None and all((root/'kaggle'/n).is_file() for n in NOTEBOOKS.values()): return root/'kaggle'
-    raise FileNotFoundError(f"No kaggle/ folder with {', '.join(NOTEBOOKS.values())} in the installed package or above {here} "
-                            f"or {Path.cwd()}; reinstall cxr_lka from a wheel built by its setup.py, or run from a clone.")
+    "The folder with the three Kaggle notebooks: the installed package's copy (`bundle_dir`), else kaggle/ of the clone (`cxr_lka.core.repo_root`)."
+    roots = [r for r in (bundle_dir(), repo_root()) if r is not None]
+    for root in roots:
+        if all((root/'kaggle'/n).is_file() for n in NOTEBOOKS.values()): return root/'kaggle'
+    raise FileNotFoundError(f"No kaggle/ folder with {', '.join(NOTEBOOKS.values())} in "
+                            f"{' or '.join(map(str, roots)) or 'the installed package (no _bundle) nor a clone above it or the working folder'}; "
+                            "reinstall cxr_lka from a wheel built by its setup.py, or run from a clone.")
 
 def notebook_params(nb) -> dict:
     "The parameters of a notebook's `parameters` cell: name -> default (as written)."
@@ -170,6 +173,7 @@ def notebook_configs(per:dict, # {'stage1': params, ...} as `check_params` retur
         try: cfgs[k] = getattr(TrainConfig, k)(**kw)
         except (ValueError, TypeError) as e: raise ValueError(f"{nb}: {e}") from None
     for k, cfg in cfgs.items():
+        cfgs[k] = cfg = cfg.resolved()           # data_dir=None: the data set the notebook will find
         get_dataset(cfg.dataset).files(cfg.data_dir, cfg.protocol)   # the data set's files are there
         i = list(NOTEBOOKS).index(k)
         if i and (cfg.weights or list(NOTEBOOKS)[i-1] not in cfgs): stage_model(cfg)   # the weights exist and agree with cfg
@@ -185,7 +189,7 @@ def leak_notice(cfgs:dict, # {'stage1': TrainConfig, ...} as `notebook_configs` 
     return f"{rep['statement']} The test AUCs of this run measure that leak, not performance on new patients."
 
 def run_notebooks(out_dir, # where the executed notebooks and all results go
-                  data_dir=None, # the data folder (passed as `data_dir`; default: the notebooks' own)
+                  data_dir=None, # the data folder (passed as `data_dir`; default: found under Kaggle's input folder, as the notebooks do)
                   stage1:dict|None=None, # parameters for train-stage-1-bceloss only
                   stage2:dict|None=None, # parameters for train-stage-2-focalloss only
                   test:dict|None=None, # parameters for test-notebook only
@@ -194,7 +198,7 @@ def run_notebooks(out_dir, # where the executed notebooks and all results go
                   log_output:bool=False, # echo the notebooks' output while they run
                   **params, # parameters for every notebook that has them (e.g. image_size=64)
                  ) -> dict: # {'stage1': executed notebook path, ...}
-    "Run the three kaggle/ notebooks in order with papermill, after checking every parameter, the data and the weights (and printing the leak of 'paper-original')."
+    "Run the three kaggle/ notebooks in order with papermill, after checking every parameter, the data and the weights (and printing the leak of 'paper-original') and the GPU pre-flight."
     import papermill as pm
     out = Path(out_dir).resolve()
     if data_dir is not None: params['data_dir'] = str(Path(data_dir).resolve())
@@ -207,6 +211,7 @@ def run_notebooks(out_dir, # where the executed notebooks and all results go
     cfgs = notebook_configs(per, todo, nb_dir, cwd=out)
     notice = leak_notice(cfgs)
     if notice: print(notice, flush=True)      # before anything trains
+    gpu_preflight(cpu=any(str(c.device).startswith('cpu') for c in cfgs.values()), fp16=next(iter(cfgs.values())).fp16, kaggle=on_kaggle())
     out.mkdir(parents=True, exist_ok=True)
     done = {}
     for k in NOTEBOOKS:
@@ -259,7 +264,7 @@ def demo(out='outputs/demo', # output folder
 # %% ../nbs/08_pipeline.ipynb #1c9677c4
 def _fail_cleanly(name, f, *args, **kw):
     try: return f(*args, **kw)
-    except (ValueError, FileNotFoundError) as e:
+    except (ValueError, FileNotFoundError, GPUPreflightError) as e:
         print(f"{name}: error: {str(e).strip().splitlines()[0]}", file=sys.stderr)
         raise SystemExit(2) from None
 
@@ -287,7 +292,7 @@ def demo_cli(out:str='outputs/demo', # output folder
 
 @call_parse
 def pipeline_cli(out_dir:str, # output folder (executed notebooks + results)
-                 data_dir:str=None, # NIH data in the Kaggle layout (default: the notebooks' /kaggle/input/data)
+                 data_dir:str=None, # NIH data in the Kaggle layout (default: found under Kaggle's input folder, as the notebooks do)
                  p:Param("parameters: name=value (all notebooks having it) or stage1.name=value", str, nargs='*')=None,
                  only:Param("run only these notebooks: stage1 stage2 test", str, nargs='*')=None,
                  log_output:bool=False, # echo the notebooks' output

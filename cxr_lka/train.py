@@ -11,7 +11,7 @@ import copy, json, time
 from contextlib import contextmanager
 from pathlib import Path
 import numpy as np, pandas as pd, torch
-from fastai.basics import Learner, Callback, set_seed
+from fastai.basics import Learner, Callback, L, set_seed
 from fastai.callback.tracker import SaveModelCallback, EarlyStoppingCallback, TrackerCallback
 from fastai.optimizer import Adam
 from fastai.torch_core import rank_distrib, num_distrib, distrib_barrier
@@ -23,7 +23,8 @@ from .datasets import get_dataset
 from .models import model_splitter, save_checkpoint, count_params, model_preprocessing
 from .losses import get_loss, pos_weight_from
 from .config import TrainConfig, RECIPES, stage_model, resolve_device, _say
-from .fit import stage_metrics, Phase, AtomicSaveModelCallback, EpochCheckpoint, run_phases
+from .kaggle import resume_from_input, TimeEstimate
+from .fit import stage_metrics, Phase, AtomicSaveModelCallback, EpochCheckpoint, run_phases, tracking_callbacks
 from .rundata import prepare_data
 
 # %% ../nbs/05d_train.ipynb #rx000002
@@ -31,7 +32,7 @@ from .core import atomic_save
 from .metadata import sample_data_dir
 from .config import STAGES, PROTOCOLS, MODEL_KEYS, input_weights, resolve_weights
 from .fit import (roc_auc_score_safe, RocAucMultiSafe, one_cycle_scheds, fit_one_cycle_from, rng_states, set_rng_states,
-                         OptimizerLog)
+                         OptimizerLog, TRACKERS)
 from .rundata import subsample_patients, split_table, check_same_split, screen_images, RunData
 
 # %% ../nbs/05d_train.ipynb #6bef8919
@@ -163,7 +164,9 @@ def _check_resumable(cfg, state, path):
     if old and old.get('attention') is None: old['stages'] = []   # no attention, no stages (older files kept the default)
     new['wd'] = cfg.effective_wd                   # compare the weight decays actually used
     diff = [k for k in _RUN_KEYS if k in old and old[k] != new[k]]
-    if 'data_dir' in old and not _same_dir(old['data_dir'], new['data_dir']): diff.append('data_dir')
+    # the data are compared by their fingerprint (`_check_same_data`): Kaggle mounts the same data set elsewhere in a new
+    # session; only a file from before fingerprints is held to its data folder
+    if state.get('data') is None and 'data_dir' in old and not _same_dir(old['data_dir'], new['data_dir']): diff.append('data_dir')
     if diff:
         raise ValueError(f"{path} was written by a run with other settings ({', '.join(f'{k}: {old[k]!r} -> {new[k]!r}' for k in diff)}); "
                          "use another out_dir, restore those settings, or set resume=False to start over.")
@@ -188,12 +191,17 @@ def _write_json(obj, path):
 def train_stage(cfg:TrainConfig, # the run's configuration (cfg.stage: 'stage1' or 'stage2')
                 cbs=None, # extra callbacks for every fit (e.g. to stop after an epoch in tests)
                ) -> Learner:
-    "Train one stage end to end (resumably) and save out_dir/<stage>/model.pth; returns the Learner."
+    "Train one stage end to end (resumably: from out_dir/<stage>, or from this stage's unfinished output among the inputs) and save out_dir/<stage>/model.pth; returns the Learner."
     if cfg.stage not in ('stage1', 'stage2'): raise ValueError(f"train_stage trains 'stage1' or 'stage2', not {cfg.stage!r}.")
-    t0, out, notes = time.time(), cfg.stage_dir, []
+    t0, notes = time.time(), []
+    cfg = cfg.resolved(notes)        # data_dir=None: the data set found under the input root
+    out = cfg.stage_dir
     main = rank_distrib() == 0       # under DDP every process runs this; rank 0 alone writes files
+    track = tracking_callbacks(cfg.track if main else None, out/'tensorboard', f"{Path(cfg.out_dir).name}/{cfg.stage}", cfg.to_dict())
     out.mkdir(parents=True, exist_ok=True)
     state_path, hist_path = out/'resume.pth', out/'history.csv'
+    if cfg.resume and num_distrib() <= 1 and Path(cfg.input_root).is_dir():   # under DDP: `cxr_lka.distributed.train_ddp`, rank 0 first
+        resume_from_input(cfg.stage, cfg.out_dir, cfg.input_root)           # a new Kaggle session: the killed one's output is an input
     set_seed(cfg.seed, reproducible=True)
     model = stage_model(cfg, notes)                # stage 1: built (seeded); stage 2: the stage-1 weights, checked against cfg
     cfg = cfg.from_weights(model, notes=notes)     # settings left None are the weights' (the image size decides the cache)
@@ -216,7 +224,7 @@ def train_stage(cfg:TrainConfig, # the run's configuration (cfg.stage: 'stage1' 
         if state is not None:
             _say(f"resuming from {state_path}: phase {state['phase']} ({phases[state['phase']].name}), "
                  f"epoch {state['epoch']}{' (finished)' if state['done'] else ''}", notes)
-        run_phases(learn, phases, state_path, hist_path, cbs=cbs, state=state,
+        run_phases(learn, phases, state_path, hist_path, cbs=L(cbs) + track + [TimeEstimate()], state=state,
                    extra=dict(config=cfg.to_dict(), lr=lr, data=did))
     if not main: return learn
     n = data.rows.split.value_counts()

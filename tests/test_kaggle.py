@@ -2,7 +2,9 @@
 
 Each notebook is valid nbformat, has exactly one `parameters`-tagged cell, its parameters are exactly
 those documented in kaggle/README.md, and papermill accepts every one of them (inspect_notebook, then
-parameterize_notebook with each documented name, without running anything). Each kernel-metadata.json
+parameterize_notebook with each documented name, without running anything). Its cells come in Kaggle's
+order: the install cell (identical to `install_cell()`), the parameters, the GPU pre-flight first of
+all calls, the stage (the training notebooks through `train_stage_auto`), `working_report` last. Each kernel-metadata.json
 is in the Kaggle API's form, points at its notebook, runs on "GPU T4 x2" (`machine_shape` NvidiaTeslaT4;
 no machine_shape means a P100, which Kaggle's default image cannot use) with Internet off, reads the NIH
 data set and the wheel data set that `make kaggle-dataset` builds, and stages 2 and 3 read the previous
@@ -54,6 +56,19 @@ def test_notebook_parameters(nb):
         assert len(injected) == 1 and name in injected[0].source, name
     for c in node.cells:
         if c.cell_type == 'code': assert not c.get('outputs'), f"{path.name} is committed with outputs"
+
+@pytest.mark.parametrize('nb', NOTEBOOKS)
+def test_cells_in_kaggles_order(nb):
+    "Install (exactly `install_cell()`'s source), parameters, the GPU pre-flight before anything else runs, ..., `working_report` last."
+    from cxr_lka.kaggle import install_cell
+    code = [c for c in nbformat.read(str(K/f'{nb}.ipynb'), as_version=4).cells if c.cell_type == 'code']
+    assert code[0].source == install_cell(), f"{nb}.ipynb: the first cell is not install_cell()'s source (paste it again)"
+    assert 'parameters' in code[1].metadata.get('tags', [])
+    calls = [l for l in code[2].source.splitlines() if not l.startswith(('from ', 'import ', '#'))]
+    assert calls and 'gpu_preflight(' in calls[0], code[2].source
+    assert code[-1].source.startswith('working_report('), code[-1].source
+    if nb.startswith('train'):
+        assert any('train_stage_auto(cfg, n_gpus=n_gpus)' in c.source for c in code), f"{nb}: not trained through train_stage_auto"
 
 @pytest.mark.parametrize('nb', NOTEBOOKS)
 def test_kernel_metadata(nb):

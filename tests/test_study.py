@@ -4,7 +4,7 @@ run through the three kaggle/ notebooks and reported, once by the local executor
 once, each with its share of the cores) and once as a job array through submitit's local executor (the
 SLURM path). Each configuration is as cheap as the pipeline allows: 30 synthetic patients, 32-px images,
 one epoch per stage at a given learning rate (no lr_find), no frozen epochs, no Grad-CAM, 200 bootstrap
-resamples. The unit tests (validation, the report on fake runs, Kaggle kernels) are in nbs/17_study.ipynb.
+resamples. The unit tests (validation, the report on fake runs, Kaggle kernels) are in nbs/17a..17d.
 """
 import json, sys, time
 from pathlib import Path

@@ -205,7 +205,7 @@ def find_data_dir(root=None, # the input root (None: `input_root()`)
                   dataset='nih', # the data set looked for: a name of `cxr_lka.datasets.DATASETS` or a record
                  ) -> Path:
     "The one folder under the input root that is the data set's folder (NIH: Data_Entry_2017.csv beside images_0XX folders), at any depth (`input/data`, `input/datasets/<owner>/<slug>`, ...)."
-    from .datasets import get_dataset     # an earlier chapter; imported here to keep this module light for the pre-flight
+    from cxr_lka.datasets import get_dataset     # an earlier chapter; imported here to keep this module light for the pre-flight
     ds = get_dataset(dataset)
     scan = scan_inputs(ds.is_data_dir, root, max_depth, inside_matches=False)
     return _one(scan, scan.matches, f"{ds.title} data set ({ds.layout})", f"{ds.attach}, or pass data_dir=")

@@ -15,9 +15,9 @@ import matplotlib.pyplot as plt
 from scipy.optimize import minimize_scalar
 from scipy.special import expit, log_expit
 from .data import LABELS, atomic_write
-from .evaluate import _check_arrays, _nan2none, patient_resamples, youden_thresholds
+from .evaluate import _check_arrays, _labelled, _nan2none, patient_resamples, youden_thresholds
 from .subgroups import (ATTRIBUTES, AGE_EDGES, MAX_AGE, MIN_COUNT, subgroup_metrics, subgroups_table,
-                               subgroups_markdown, plot_subgroup_forest, _percentiles, _test_inputs)
+                               subgroups_markdown, plot_subgroup_forest, _percentiles, _test_inputs, _nanmean)
 
 # %% ../nbs/06b_calibration.ipynb #504f4d83
 N_BINS = 10  # equal-width probability bins for reliability diagrams and the ECE
@@ -26,7 +26,7 @@ def _bins(p, n_bins):
     "Bin index of each probability: [0, 1/n], (1/n, 2/n], ... (scikit-learn's calibration_curve binning)."
     return np.searchsorted(np.linspace(0, 1, n_bins + 1)[1:-1], p)
 
-def reliability_table(targets, # [N, C] 0/1 ground truth
+def reliability_table(targets, # [N, C] 0/1 ground truth (NaN: not labelled, left out)
                       probs, # [N, C] predicted probabilities
                       labels=LABELS, # class names, in column order
                       n_bins:int=N_BINS, # equal-width bins on [0, 1]
@@ -35,16 +35,17 @@ def reliability_table(targets, # [N, C] 0/1 ground truth
     t, p = _check_arrays(targets, probs, labels)
     edges, rows = np.linspace(0, 1, n_bins + 1), []
     for c, l in enumerate(labels):
-        b = _bins(p[:, c], n_bins)
+        k = _labelled(t, c)
+        b = _bins(p[k, c], n_bins)
         n = np.bincount(b, minlength=n_bins)
         with np.errstate(invalid='ignore', divide='ignore'):
-            mp, fp = np.bincount(b, p[:, c], n_bins)/n, np.bincount(b, t[:, c], n_bins)/n
+            mp, fp = np.bincount(b, p[k, c], n_bins)/n, np.bincount(b, t[k, c], n_bins)/n
         rows.append(pd.DataFrame({'label': l, 'bin': np.arange(n_bins), 'lo': edges[:-1], 'hi': edges[1:], 'n': n,
                                   'mean_prob': mp, 'frac_pos': fp}))
     return pd.concat(rows, ignore_index=True)
 
 # %% ../nbs/06b_calibration.ipynb #e10ac175
-def calibration_errors(targets, # [N, C] 0/1 ground truth
+def calibration_errors(targets, # [N, C] 0/1 ground truth (NaN: not labelled, left out of its class)
                        probs, # [N, C] predicted probabilities
                        weights=None, # [N] or [B, N] image weights (bootstrap counts); None = all 1
                        n_bins:int=N_BINS, # equal-width bins on [0, 1]
@@ -53,15 +54,18 @@ def calibration_errors(targets, # [N, C] 0/1 ground truth
     t, p = np.asarray(targets, float), np.asarray(probs, float)
     N, C = t.shape
     w = np.ones((1, N)) if weights is None else np.atleast_2d(np.asarray(weights, float))
+    lab = ~np.isnan(t)
+    d = np.where(lab, t - p, 0.)                                                     # an unlabelled entry adds nothing
     D = np.zeros((N, C*n_bins))
-    D[np.arange(N)[:, None], np.arange(C)*n_bins + _bins(p, n_bins)] = t - p      # (y - p) in its class's bin
-    tot = w.sum(1)[:, None]
-    ece = np.abs((w @ D).reshape(len(w), C, n_bins)).sum(2)/tot
-    brier = (w @ (p - t)**2)/tot
+    D[np.arange(N)[:, None], np.arange(C)*n_bins + _bins(p, n_bins)] = d           # (y - p) in its class's bin
+    tot = w @ lab.astype(float) if not lab.all() else w.sum(1)[:, None]             # per class: its labelled images
+    with np.errstate(invalid='ignore', divide='ignore'):
+        ece = np.abs((w @ D).reshape(len(w), C, n_bins)).sum(2)/tot
+        brier = (w @ d**2)/tot
     return (ece, brier) if weights is not None and np.ndim(weights) == 2 else (ece[0], brier[0])
 
 # %% ../nbs/06b_calibration.ipynb #d04e3e67
-def calibration_metrics(targets, # [N, C] 0/1 ground truth
+def calibration_metrics(targets, # [N, C] 0/1 ground truth (NaN: not labelled)
                         probs, # [N, C] predicted probabilities
                         patients, # [N] patient ids (the resampling unit)
                         labels=LABELS, # class names, in column order
@@ -79,12 +83,12 @@ def calibration_metrics(targets, # [N, C] 0/1 ground truth
     be, bb = np.empty((n_resamples, len(labels))), np.empty((n_resamples, len(labels)))
     for s, w in patient_resamples(patients, n_resamples, seed, chunk):
         be[s:s + len(w)], bb[s:s + len(w)] = calibration_errors(t, p, w, n_bins)
-    e = np.r_[ece, ece.mean()]
-    qlo, qhi = _percentiles(np.c_[be, be.mean(1)], level)
+    e = np.r_[ece, _nanmean(ece, 0)]                          # the mean over the classes with labelled images
+    qlo, qhi = _percentiles(np.c_[be, _nanmean(be, 1)], level)
     elo, ehi = np.maximum(2*e - qhi, 0), 2*e - qlo           # basic bootstrap interval: the ECE is biased upward
-    blo, bhi = _percentiles(np.c_[bb, bb.mean(1)], level)
-    res = pd.DataFrame({'n_pos': np.r_[t.sum(0), np.nan], 'ece': e, 'ece_lo': elo, 'ece_hi': ehi,
-                        'brier': np.r_[brier, brier.mean()], 'brier_lo': blo, 'brier_hi': bhi}, index=labels + ['mean'])
+    blo, bhi = _percentiles(np.c_[bb, _nanmean(bb, 1)], level)
+    res = pd.DataFrame({'n_pos': np.r_[(t == 1).sum(0), np.nan], 'ece': e, 'ece_lo': elo, 'ece_hi': ehi,
+                        'brier': np.r_[brier, _nanmean(brier, 0)], 'brier_lo': blo, 'brier_hi': bhi}, index=labels + ['mean'])
     res.index.name = 'label'
     res.attrs.update(n_bins=n_bins, n_resamples=n_resamples, seed=seed, level=level, ece_interval='basic', brier_interval='percentile')
     return res
@@ -96,7 +100,7 @@ def _logit(p):
     p = np.clip(np.asarray(p, float), _EPS, 1 - _EPS)
     return np.log(p) - np.log1p(-p)
 
-def fit_temperature(valid_targets, # [M, C] 0/1 ground truth of the validation images
+def fit_temperature(valid_targets, # [M, C] 0/1 ground truth of the validation images (NaN: not labelled, left out)
                     valid_probs, # [M, C] their predicted probabilities
                     labels=LABELS, # class names, in column order
                     bounds=(0.05, 20.), # search range of the temperatures
@@ -106,7 +110,8 @@ def fit_temperature(valid_targets, # [M, C] 0/1 ground truth of the validation i
     lo, hi = np.log(bounds[0]), np.log(bounds[1])
     out, bad, edge = [], [], []
     for c, l in enumerate(labels):
-        y, z = t[:, c], _logit(p[:, c])
+        k = _labelled(t, c)
+        y, z = t[k, c], _logit(p[k, c])
         if y.all() or not y.any(): bad.append(l); out.append(np.nan); continue
         nll = lambda lt: -np.mean(y*log_expit(z/np.exp(lt)) + (1 - y)*log_expit(-z/np.exp(lt)))
         r = minimize_scalar(nll, bounds=(lo, hi), method='bounded', options=dict(xatol=1e-6))
@@ -129,7 +134,7 @@ def apply_temperature(probs, # [N, C] predicted probabilities
     return np.where(np.isnan(T), p, out)
 
 # %% ../nbs/06b_calibration.ipynb #2a940a48
-def plot_reliability(targets, # [N, C] 0/1 ground truth
+def plot_reliability(targets, # [N, C] 0/1 ground truth (NaN: not labelled)
                      probs, # [N, C] predicted probabilities
                      probs_after=None, # [N, C] the same after temperature scaling (drawn too when given)
                      labels=LABELS, # class names, in column order

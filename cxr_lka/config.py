@@ -4,7 +4,7 @@
 
 # %% auto #0
 __all__ = ['STAGES', 'PROTOCOLS', 'RECIPES', 'MODEL_KEYS', 'TrainConfig', 'input_weights', 'resolve_weights', 'load_resume_state',
-           'load_run_weights', 'stage_model', 'resolve_device']
+           'load_run_weights', 'model_labels', 'stage_model', 'resolve_device']
 
 # %% ../nbs/05a_config.ipynb #ae0da4da
 import json, os, typing, dataclasses
@@ -13,9 +13,11 @@ from dataclasses import dataclass, field, asdict
 from pathlib import Path
 import torch
 
-from .core import atomic_write, fits_type, type_phrase
+from .core import atomic_write, fits_type, type_phrase, unwrap_model
 from .metadata import LABELS
 from .splits import PROTOCOL_NOTES
+from .chexpert import UNCERTAINTY
+from .datasets import DATASETS, get_dataset
 from .attention import ATTENTION, make_attention
 from .backbones import get_backbone, CheckpointError
 from .models import ARCHS, CXRNet, build_model, load_weights, check_config, model_preprocessing
@@ -25,7 +27,7 @@ from .kaggle_env import KAGGLE_ROOT_ENV, input_root as kaggle_input_root, defaul
 
 # %% ../nbs/05a_config.ipynb #339fa5df
 STAGES = ('stage1', 'stage2', 'test')
-PROTOCOLS = tuple(PROTOCOL_NOTES)   # 'paper', 'paper-images', 'paper-original', 'official' (`cxr_lka.splits.split_nih`)
+PROTOCOLS = tuple(PROTOCOL_NOTES)   # NIH's: 'paper', 'paper-images', 'paper-original', 'official' (`cxr_lka.splits.split_nih`); another data set's: its record's `protocols`
 RECIPES = {
     'paper': dict(param_groups=1, wd={'stage1': 1e-3, 'stage2': 1e-2, 'test': 1e-3}, es_min_delta=1e-3, save_min_delta=1e-4,
                   doc="the authors' effective optimisation: one parameter group (fastai's default splitter), so freeze() "
@@ -41,9 +43,12 @@ _PREV = {'stage2': 'stage1', 'test': 'stage2'}   # the stage whose model.pth a s
 class TrainConfig:
     "Everything a training (or test) run depends on; defaults are the paper's stage 1."
     stage:str='stage1'                  # 'stage1' (BCE, abnormal images), 'stage2' (Focal, all images) or 'test'
-    data_dir:str|None=None              # NIH data in the Kaggle layout (Data_Entry_2017.csv beside images_0XX/images); None: the one such folder at any depth under input_root (`resolved`)
+    data_dir:str|None=None              # the data set's folder: NIH in Kaggle's layout (Data_Entry_2017.csv beside images_0XX/images), or CheXpert-v1.0-small (or the folder above it); None: the one such folder at any depth under input_root (`resolved`)
+    dataset:str='nih'                   # the data set (`cxr_lka.datasets.DATASETS`): 'nih' (NIH ChestX-ray14) or 'chexpert' (CheXpert, small layout)
+    uncertainty:str='U-Ignore'          # CheXpert's uncertain labels: 'U-Ones' (positive), 'U-Zeros' (negative) or 'U-Ignore' (left out: masked); NIH has none
+    frontal_only:bool=False             # keep the frontal views only (CheXpert's laterals out; every NIH image is frontal)
     out_dir:str|None=None               # results go to out_dir/<stage>/; None: on Kaggle /kaggle/working, elsewhere ./outputs (`cxr_lka.kaggle.default_dirs`)
-    protocol:str='paper'                # split protocol: 'paper', 'paper-images' (leaky validation), 'paper-original' (leaky on purpose) or 'official'
+    protocol:str='paper'                # split protocol: 'paper', 'paper-images' (leaky validation), 'paper-original' (leaky on purpose) or 'official' (NIH); 'paper' or 'official' (CheXpert)
     seed:int=85                         # split random_state and training seed (the paper: 85)
     valid_pct:float=0.125               # share of train+valid patients ('paper-images', 'paper-original': images) used for validation
     arch:str|None='vgg16_bn'            # backbone (`cxr_lka.models.ARCHS`); stage 2 / test: None takes the checkpoint's
@@ -95,6 +100,7 @@ class TrainConfig:
         if isinstance(self.stages, list): self.stages = tuple(self.stages)
         if isinstance(self.lr_max, list): self.lr_max = tuple(self.lr_max)
         if isinstance(self.attention, str): self.attention = self.attention.lower()
+        if isinstance(self.dataset, str): self.dataset = self.dataset.strip().lower()
         if self.stage == 'stage1' and self.attention in (None, 'none'): self.attention, self.stages = None, ()
         self.validate()
         if self.stages is not None: self.stages = tuple(int(s) for s in self.stages)
@@ -109,7 +115,11 @@ class TrainConfig:
         def _one_of(name, val, choices):
             if val not in choices: raise ValueError(f"Unknown {name} {val!r}; choose one of {sorted(map(str, choices))}.")
         _one_of('stage', self.stage, STAGES)
-        _one_of('protocol', self.protocol, PROTOCOLS)
+        _one_of('dataset', self.dataset, DATASETS)
+        ds = get_dataset(self.dataset)
+        if self.protocol not in ds.protocols:
+            raise ValueError(f"Unknown protocol {self.protocol!r} for dataset {self.dataset!r}; choose one of {sorted(ds.protocols)}.")
+        _one_of('uncertainty', self.uncertainty, UNCERTAINTY)
         _one_of('recipe', self.recipe, RECIPES)
         _one_of('loss', self.loss, LOSSES)
         if self.arch is not None: _one_of('arch', self.arch, ARCHS)
@@ -169,10 +179,11 @@ class TrainConfig:
 
     def resolved(self, notes:list|None=None, # where the data set was found is appended here (and printed)
                 ):
-        "This configuration with `data_dir` found when it is None: the one NIH data set at any depth under `input_root` (`cxr_lka.kaggle.find_data_dir`)."
+        "This configuration with `data_dir` found when it is None: the one folder of the data set (`dataset`) at any depth under `input_root` (`cxr_lka.kaggle.find_data_dir`)."
         if self.data_dir is not None: return self
-        d = find_data_dir(self.input_root)
-        _say(f"data_dir=None: using {d}, the NIH data set under {self.input_root}.", notes)
+        ds = get_dataset(self.dataset)
+        d = find_data_dir(self.input_root, dataset=ds)
+        _say(f"data_dir=None: using {d}, the {ds.title} data set under {self.input_root}.", notes)
         return dataclasses.replace(self, data_dir=str(d))
 
     def from_weights(self, model, # the model the run starts from (`load_weights`), or the one stage 1 built
@@ -319,17 +330,27 @@ def load_run_weights(path, # a weights file: `load_weights`'s (ours, fastai's `l
     return model
 
 # %% ../nbs/05a_config.ipynb #cf000007
+def model_labels(model, # a `CXRNet` (or a Learner or wrapper of one)
+                ) -> list|None:
+    "The labels a model predicts, in output order: its recorded `labels`, else NIH's `LABELS` for 14 outputs, else None."
+    cfg = getattr(unwrap_model(model), 'config', None) or {}
+    return list(cfg['labels']) if cfg.get('labels') else (list(LABELS) if cfg.get('n_out') == len(LABELS) else None)
+
 def stage_model(cfg:TrainConfig, # the run's configuration
                 notes:list|None=None, # where the weights came from is appended here when they were found under input_root
                ) -> torch.nn.Module:
-    "Stage 1: a new model as `cfg` describes it (ImageNet body if `pretrained`); stage 2 / test: the weights at `cfg.weights_path` (`load_run_weights`), checked against `cfg`."
+    "Stage 1: a new model for the data set's labels, as `cfg` describes it (ImageNet body if `pretrained`); stage 2 / test: the weights at `cfg.weights_path` (`load_run_weights`), checked against `cfg`."
+    ds = get_dataset(cfg.dataset)
     if cfg.stage == 'stage1':
-        return build_model(cfg.arch, cfg.attention, cfg.stages, n_out=len(LABELS), dropout=cfg.dropout, pretrained=cfg.pretrained,
-                           placement=cfg.placement, attention_kwargs=cfg.attention_kwargs, image_size=cfg.image_size)
+        return build_model(cfg.arch, cfg.attention, cfg.stages, n_out=len(ds.labels), labels=list(ds.labels), dropout=cfg.dropout,
+                           pretrained=cfg.pretrained, placement=cfg.placement, attention_kwargs=cfg.attention_kwargs, image_size=cfg.image_size)
     wp = resolve_weights(cfg, notes)
     model = load_run_weights(wp)                   # a stage's resume.pth or models/best.pth too, at its image size
     if model.load_note: _say(f"weights: {model.load_note}", notes)
     check_config(model, str(wp), **{k: getattr(cfg, k) for k in MODEL_KEYS})
+    if cfg.stage == 'stage2' and model_labels(model) != list(ds.labels):
+        raise ValueError(f"{wp} predicts {model_labels(model)}, not the {len(ds.labels)} labels of dataset {cfg.dataset!r} "
+                         f"({ds.title}); stage 2 continues stage 1 on the same data set: train stage 1 with dataset={cfg.dataset!r}.")
     return model
 
 # %% ../nbs/05a_config.ipynb #4fb02459

@@ -39,11 +39,12 @@ class CentreResize(Resize):
     def before_call(self, b, split_idx): self.pcts = (0.5, 0.5)
 
 # %% ../nbs/00f_data.ipynb #lr000002
-_label_values = itemgetter(*LABELS)   # row -> tuple of the 14 values; far cheaper than row[LABELS] per item
-
 class LabelReader:
-    "get_y: a row -> its 14 label values (float32, `LABELS` order)."
-    def __call__(self, row): return np.array(_label_values(row), dtype=np.float32)
+    "get_y: a row -> its label values (float32, in `labels` order; NaN stays NaN)."
+    def __init__(self, labels=None): # the label columns (default: NIH's `LABELS`)
+        self.labels = list(LABELS if labels is None else labels)
+        self._get = itemgetter(*self.labels)   # row -> tuple of the values; far cheaper than row[labels] per item
+    def __call__(self, row): return np.array(self._get(row), dtype=np.float32).reshape(-1)
 
 # %% ../nbs/00f_data.ipynb #f846914b
 def _split_idx(df):
@@ -60,6 +61,7 @@ def nih_dataloaders(df:pd.DataFrame, # a split frame (`split_nih`) with 'path' (
                     seed:int|None=None, # seed the shuffling (and the RNG the batch order draws from)
                     device=None, # where batches go (None: fastai's default device)
                     pre:Preprocessing|None=None, # the model's preprocessing record (`model_preprocessing`): input size and normalisation
+                    labels=None, # the label columns, in the model's output order (default: NIH's `LABELS`); NaN entries allowed
                     **kwargs # passed to `DataBlock.dataloaders`
                    ):
     "fastai DataLoaders for the train/valid rows of `df`, prepared as `pre` says, with the paper's augmentation, from files or a cache."
@@ -72,8 +74,9 @@ def nih_dataloaders(df:pd.DataFrame, # a split frame (`split_nih`) with 'path' (
     for s in ('train', 'valid'):
         if 'split' not in df or not (df['split'] == s).any():
             raise ValueError(f"nih_dataloaders: no '{s}' rows in the 'split' column; split the frame with split_nih first.")
-    missing = [c for c in LABELS if c not in df]
-    if missing: raise ValueError(f"nih_dataloaders: label column(s) {missing} missing; load with load_nih_metadata.")
+    labels = list(LABELS if labels is None else labels)
+    missing = [c for c in labels if c not in df]
+    if missing: raise ValueError(f"nih_dataloaders: label column(s) {missing} missing; read the data set with its reader (load_nih_metadata for NIH).")
     src = df[df['split'].isin(['train', 'valid'])].reset_index(drop=True)
     if cache is not None:
         if cache.size != size:
@@ -89,8 +92,8 @@ def nih_dataloaders(df:pd.DataFrame, # a split frame (`split_nih`) with 'path' (
     if batch_tfms is None: batch_tfms = ([Flip(), Rotate()] if augment else []) + [pre.normalize()]
     if num_workers is None: num_workers = min(8, os.cpu_count() or 1) if torch.cuda.is_available() else 0
     if seed is not None: set_seed(seed)
-    dblock = DataBlock(blocks=(ImageBlock, MultiCategoryBlock(encoded=True, vocab=LABELS)),
-                       get_x=XrayReader(cache), get_y=LabelReader(), splitter=_split_idx,
+    dblock = DataBlock(blocks=(ImageBlock, MultiCategoryBlock(encoded=True, vocab=labels)),
+                       get_x=XrayReader(cache), get_y=LabelReader(labels), splitter=_split_idx,
                        item_tfms=item_tfms, batch_tfms=batch_tfms)
     dls = dblock.dataloaders(src, bs=bs, num_workers=num_workers, device=device, **kwargs)
     if seed is not None:
@@ -99,30 +102,37 @@ def nih_dataloaders(df:pd.DataFrame, # a split frame (`split_nih`) with 'path' (
 
 # %% ../nbs/00f_data.ipynb #b374e98d
 def label_report(df:pd.DataFrame, # metadata with label columns, and optionally 'split'
-                ) -> pd.DataFrame: # rows: labels, 'No Finding', 'images', 'patients'; columns: count and prevalence per split
-    "Counts and prevalence of each label per split, plus 'No Finding', images and patients per split."
+                 labels=None, # the label columns (default: NIH's `LABELS`)
+                ) -> pd.DataFrame: # rows: labels, 'No Finding', 'images', 'patients'; columns: count and prevalence per split (and unlabelled entries, when any)
+    "Counts and prevalence of each label per split, plus 'No Finding' (no positive label), images and patients per split; NaN entries counted apart."
+    labels = list(LABELS if labels is None else labels)
     groups = [(s, df[df['split'] == s]) for s in SPLITS if (df['split'] == s).any()] if 'split' in df else []
     groups.append(('all', df))
-    idx = LABELS + [NO_FINDING, 'images', 'patients']
+    idx = labels + [NO_FINDING, 'images', 'patients']
+    nan = bool(df[labels].isna().to_numpy().any())
     cols = {}
     for s, g in groups:
-        n = len(g)
-        counts = [int(g[l].sum()) for l in LABELS] + [int((g[LABELS].sum(axis=1) == 0).sum()), n, g['Patient ID'].nunique()]
+        n, pos = len(g), g[labels] == 1
+        counts = [int(pos[l].sum()) for l in labels] + [int((~pos.any(axis=1)).sum()), n, g['Patient ID'].nunique()]
         cols[s] = counts
         cols[f'{s}_prevalence'] = [c / n if n else np.nan for c in counts[:-2]] + [np.nan, np.nan]
+        if nan: cols[f'{s}_unlabelled'] = [int(g[l].isna().sum()) for l in labels] + [np.nan]*3
     return pd.DataFrame(cols, index=pd.Index(idx, name='label'))
 
 # %% ../nbs/00f_data.ipynb #563462af
 def plot_label_report(df:pd.DataFrame, # metadata with label columns, and optionally 'split'
                       log:bool=True, # log-scaled prevalence axis (Hernia is ~100x rarer than Infiltration)
+                      labels=None, # the label columns (default: NIH's `LABELS`)
+                      title:str='NIH ChestX-ray14', # the data set, named in the title
                      ):
     "A seaborn bar chart of label prevalence per split, with the image and patient counts in the legend."
     import matplotlib.pyplot as plt, seaborn as sns
-    rep = label_report(df)
-    splits = [c for c in rep.columns if not c.endswith('_prevalence')]
+    labels = list(LABELS if labels is None else labels)
+    rep = label_report(df, labels)
+    splits = [c for c in rep.columns if not c.endswith(('_prevalence', '_unlabelled'))]
     if len(splits) > 1: splits = [s for s in splits if s != 'all']
     long = pd.DataFrame([(l, f"{s} ({rep.loc['images', s]:,} images, {rep.loc['patients', s]:,} patients)",
-                          rep.loc[l, f'{s}_prevalence']) for s in splits for l in LABELS + [NO_FINDING]],
+                          rep.loc[l, f'{s}_prevalence']) for s in splits for l in labels + [NO_FINDING]],
                         columns=['label', 'split', 'prevalence'])
     fig, ax = plt.subplots(figsize=(11, 5))
     sns.barplot(long, x='label', y='prevalence', hue='split', ax=ax)
@@ -130,7 +140,7 @@ def plot_label_report(df:pd.DataFrame, # metadata with label columns, and option
     ax.set_xlabel(''); ax.set_ylabel('prevalence (fraction of images)')
     ax.tick_params(axis='x', rotation=45)
     for t in ax.get_xticklabels(): t.set_ha('right')
-    ax.set_title('NIH ChestX-ray14: label prevalence per split')
+    ax.set_title(f'{title}: label prevalence per split')
     fig.tight_layout()
     return fig
 
@@ -138,12 +148,14 @@ def plot_label_report(df:pd.DataFrame, # metadata with label columns, and option
 def save_label_report(df:pd.DataFrame, # metadata with label columns, and optionally 'split'
                       out_dir, # folder for label_report.csv and label_report.png
                       dpi:int=150, # resolution of the PNG
+                      labels=None, # the label columns (default: NIH's `LABELS`)
+                      title:str='NIH ChestX-ray14', # the data set, named in the figure's title
                      ) -> dict: # {'csv': path, 'png': path}
     "Write the label report as CSV and its figure as PNG into `out_dir`."
     import matplotlib.pyplot as plt
     out = Path(out_dir); out.mkdir(parents=True, exist_ok=True)
     paths = {'csv': out/'label_report.csv', 'png': out/'label_report.png'}
-    label_report(df).to_csv(paths['csv'])
-    fig = plot_label_report(df)
+    label_report(df, labels).to_csv(paths['csv'])
+    fig = plot_label_report(df, labels=labels, title=title)
     fig.savefig(paths['png'], dpi=dpi); plt.close(fig)
     return paths

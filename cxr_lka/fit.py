@@ -16,22 +16,25 @@ from fastai.basics import Learner, Callback, L, store_attr
 from fastai.learner import save_model
 from fastai.callback.schedule import combined_cos, ParamScheduler
 from fastai.callback.tracker import SaveModelCallback, TrackerCallback
-from fastai.metrics import accuracy_multi, F1ScoreMulti, AccumMetric, ActivationType
+from fastai.metrics import AccumMetric, ActivationType
 from fastai.torch_core import rank_distrib
-from sklearn.metrics import roc_auc_score
+from sklearn.metrics import roc_auc_score, f1_score
 
 from .core import atomic_write, atomic_save, unwrap_model, state_bytes, check_free_space
 from .guards import held_signals
 
 # %% ../nbs/05b_fit.ipynb #21245b6f
-def roc_auc_score_safe(y_true, # [N, C] 0/1 targets
+def roc_auc_score_safe(y_true, # [N, C] 0/1 targets (NaN: not labelled, left out of its class)
                        y_score, # [N, C] scores
                       ) -> float:
-    "Macro ROC-AUC over the classes that have both positives and negatives (NaN if none has)."
-    y_true, y_score = np.asarray(y_true), np.asarray(y_score)
-    ok = [c for c in range(y_true.shape[1]) if 0 < y_true[:, c].sum() < len(y_true)]
-    if not ok: return float('nan')
-    return float(np.mean([roc_auc_score(y_true[:, c], y_score[:, c]) for c in ok]))
+    "Macro ROC-AUC over the classes that have both positives and negatives among their labelled images (NaN if none has)."
+    y_true, y_score = np.asarray(y_true, dtype=float), np.asarray(y_score)
+    aucs = []
+    for c in range(y_true.shape[1]):
+        keep = ~np.isnan(y_true[:, c])
+        t = y_true[keep, c]
+        if 0 < t.sum() < len(t): aucs.append(roc_auc_score(t, y_score[keep, c]))
+    return float(np.mean(aucs)) if aucs else float('nan')
 
 # %% ../nbs/05b_fit.ipynb #mt000001
 def RocAucMultiSafe():
@@ -40,9 +43,22 @@ def RocAucMultiSafe():
                        invert_arg=True, name='roc_auc_score')
 
 # %% ../nbs/05b_fit.ipynb #mt000002
+def _labelled_accuracy(y_true, y_prob, thresh=0.5):
+    "Share of labelled (non-NaN) entries whose prediction (prob > thresh) is right."
+    keep = ~np.isnan(y_true)
+    return float(((y_prob > thresh) == (y_true > .5))[keep].mean()) if keep.any() else float('nan')
+
+def _labelled_f1(y_true, y_prob, thresh=0.5):
+    "Macro F1 over the classes with labelled entries, each over its labelled entries (scikit-learn's 0 where undefined)."
+    f = [f1_score(y_true[k, c], y_prob[k, c] > thresh, zero_division=0)
+         for c in range(y_true.shape[1]) if (k := ~np.isnan(y_true[:, c])).any()]
+    return float(np.mean(f)) if f else float('nan')
+
 def stage_metrics() -> list:
-    "The paper's metrics: accuracy_multi, F1ScoreMulti, RocAucMulti (NaN-safe)."
-    return [accuracy_multi, F1ScoreMulti(), RocAucMultiSafe()]
+    "The paper's metrics -- accuracy_multi, F1ScoreMulti, RocAucMulti -- over the labelled entries, and NaN-safe."
+    kw = dict(activation=ActivationType.Sigmoid, flatten=False, to_np=True, invert_arg=True)
+    return [AccumMetric(_labelled_accuracy, name='accuracy_multi', **kw), AccumMetric(_labelled_f1, name='f1_score', **kw),
+            RocAucMultiSafe()]
 
 # %% ../nbs/05b_fit.ipynb #48661e96
 @dataclass

@@ -163,6 +163,7 @@ def scan_inputs(want, # want(folder:Path, files:set, dirs:set) -> bool: is this 
                 max_depth:int=6, # levels searched below root
                 max_entries:int=5000, # entries listed per folder
                 max_dirs:int=20000, # folders listed in all
+                inside_matches:bool=True, # search below a folder `want` accepted (False: a data set's own folders are not listed)
                ) -> InputScan:
     "Search `root` breadth-first (`os.scandir`) for folders that `want` accepts: never inside NIH image folders, each real folder once, unreadable ones skipped and counted."
     root = Path(root) if root is not None else input_root()
@@ -183,14 +184,14 @@ def scan_inputs(want, # want(folder:Path, files:set, dirs:set) -> bool: is this 
                     (dirs if is_dir else files).add(e.name)
         except OSError: res.unreadable.append(d); continue
         res.n_dirs += 1
-        if want(d, files, dirs): res.matches.append(d)
+        if want(d, files, dirs):
+            res.matches.append(d)
+            if not inside_matches: continue
         if depth < max_depth:
             todo.extend((d/n, depth + 1) for n in sorted(dirs) if not (_BULK.fullmatch(n) or n.startswith('.')))
     return res
 
 # %% ../nbs/04b_kaggle_env.ipynb #c9c8dd24
-def _is_nih(d, files, dirs) -> bool: return 'Data_Entry_2017.csv' in files and any(_BULK.fullmatch(n) for n in dirs)
-
 def _one(scan:InputScan, found:list, what:str, fix:str):
     "The single element of `found`; else an error naming the search (none) or listing the candidates (several)."
     if len(found) == 1: return found[0]
@@ -201,11 +202,13 @@ def _one(scan:InputScan, found:list, what:str, fix:str):
 
 def find_data_dir(root=None, # the input root (None: `input_root()`)
                   max_depth:int=6, # levels searched
+                  dataset='nih', # the data set looked for: a name of `cxr_lka.datasets.DATASETS` or a record
                  ) -> Path:
-    "The one folder under the input root holding Data_Entry_2017.csv beside images_0XX folders, at any depth (`input/data`, `input/datasets/<owner>/<slug>`, ...)."
-    scan = scan_inputs(_is_nih, root, max_depth)
-    return _one(scan, scan.matches, 'NIH ChestX-ray14 data set (Data_Entry_2017.csv beside images_0XX folders)',
-                "add the data set nih-chest-xrays/data to the notebook (Add Input), or pass data_dir=")
+    "The one folder under the input root that is the data set's folder (NIH: Data_Entry_2017.csv beside images_0XX folders), at any depth (`input/data`, `input/datasets/<owner>/<slug>`, ...)."
+    from cxr_lka.datasets import get_dataset     # an earlier chapter; imported here to keep this module light for the pre-flight
+    ds = get_dataset(dataset)
+    scan = scan_inputs(ds.is_data_dir, root, max_depth, inside_matches=False)
+    return _one(scan, scan.matches, f"{ds.title} data set ({ds.layout})", f"{ds.attach}, or pass data_dir=")
 
 # %% ../nbs/04b_kaggle_env.ipynb #13cd48e7
 def _stage_scan(stage, name, root, max_depth):

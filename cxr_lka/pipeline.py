@@ -21,20 +21,32 @@ from .kaggle import GPUPreflightError, gpu_preflight, on_kaggle
 from .models import model_preprocessing, check_config
 from .data import LABELS
 from .data import nih_files, load_nih_metadata, leak_report
+from .datasets import get_dataset, dataset_of
+from .config import model_labels
+from .subgroups import ATTRIBUTES
 from .train import TrainConfig, MODEL_KEYS, prepare_data, stage_model, make_learner, sample_data_dir, resolve_weights
 from .evaluate import evaluate_learner, check_evaluable, load_run_weights, mean_summary
 from .calibration import write_subgroup_report
 
 # %% ../nbs/08_pipeline.ipynb #863d0caf
-def _gradcam(learn, df, cfg, out):
+def _gradcam(learn, df, cfg, out, labels=LABELS):
     try: from cxr_lka.gradcam import gradcam_grid
     except ImportError: return None
-    rows = df[(df['split'] == 'test') & (df[LABELS].sum(axis=1) > 0)].sort_values('Image Index')
+    rows = df[(df['split'] == 'test') & (df[list(labels)] == 1).any(axis=1)].sort_values('Image Index')
     if len(rows) == 0: rows = df[df['split'] == 'test'].sort_values('Image Index')
     import matplotlib.pyplot as plt
     fig = gradcam_grid(learn.model.eval(), rows.head(cfg.gradcam_n), out/'gradcam.png', image_size=cfg.image_size, n=cfg.gradcam_n)
     plt.close(fig)
     return out/'gradcam.png'
+
+def _weights_labels(model, cfg) -> list:
+    "The labels the weights predict: their recorded names, else (no names) the data set's when the output counts agree."
+    labels, ds = model_labels(model), get_dataset(cfg.dataset)
+    if labels is not None: return labels
+    n_out = (getattr(model, 'config', None) or {}).get('n_out')
+    if n_out == len(ds.labels): return list(ds.labels)
+    raise ValueError(f"The weights {cfg.weights_path} record no label names and have {n_out} outputs, not the {len(ds.labels)} "
+                     f"labels of dataset {cfg.dataset!r}; save them with save_checkpoint(model, path, labels=[...]).")
 
 def test_model(cfg:TrainConfig, # a test configuration
               ): # a `CXRNet`
@@ -62,23 +74,34 @@ def _evaluate_run(cfg):
     model = test_model(cfg)                  # the final weights, checked against the settings given
     cfg = cfg.from_weights(model)            # the settings left None (image size included) are the weights'
     cfg.save(out/'config.json')
-    data = prepare_data(cfg, pre=model_preprocessing(model, cfg.image_size))
+    ds, labels = get_dataset(cfg.dataset), _weights_labels(model, cfg)
+    data = prepare_data(cfg, pre=model_preprocessing(model, cfg.image_size), labels=labels)
+    score = list(data.shared) if data.shared else labels                          # across data sets: the shared labels
     test_rows = data.df[data.df['split'] == 'test']
-    check_evaluable(test_rows[LABELS].to_numpy(), test_rows['Patient ID'])       # before any prediction: one sentence
+    check_evaluable(test_rows[score].to_numpy(float), test_rows['Patient ID'], score)   # before any prediction: one sentence
     learn = make_learner(cfg, data.dls, model)
-    ev = evaluate_learner(learn, data.df, out, protocol=cfg.protocol, seed=cfg.seed, tta=cfg.tta,
-                          extra={'weights': str(cfg.weights_path), 'n_missing_images': len(data.missing),
-                                 'n_bad_images': len(data.bad), 'left_out': data.left_out,
-                                 **({'leak': data.leak} if data.leak else {})})
+    cross = None if data.shared is None else dict(
+        model_dataset=get_dataset(dataset_of(labels)).title if dataset_of(labels) else 'another data set', model_dataset_name=dataset_of(labels),
+        n_model_labels=len(labels), dataset=ds.title, dataset_name=ds.name, shared=data.shared,
+        not_scored=[l for l in labels if l not in data.shared])
+    ev = evaluate_learner(learn, data.df, out, protocol=cfg.protocol, seed=cfg.seed, tta=cfg.tta, labels=labels, score=score,
+                          dataset=ds.name, extra={'weights': str(cfg.weights_path), 'n_missing_images': len(data.missing),
+                                                  'n_bad_images': len(data.bad), 'left_out': data.left_out,
+                                                  **({'uncertainty': cfg.uncertainty} if ds.uncertain else {}),
+                                                  **({'cross_dataset': cross} if cross else {}),
+                                                  **({'leak': data.leak} if data.leak else {})})
     m = json.loads((out/'metrics.json').read_text())
     n_test = int((data.df['split'] == 'test').sum())
     if m['n_test_images'] != n_test:
         raise RuntimeError(f"evaluated {m['n_test_images']} test images but the split has {n_test}.")
-    if cfg.gradcam_n: _gradcam(learn, data.df, cfg, out)
+    if cfg.gradcam_n: _gradcam(learn, data.df, cfg, out, score)
     if cfg.subgroups:                         # merges its headline figures into metrics.json
-        write_subgroup_report(out, test_rows, ev.probs, ev.targets, ev.valid_probs, ev.valid_targets, seed=cfg.seed)
+        cols = list(ds.attributes.values())   # NIH's are the report's default (which also names the ones a frame lacks)
+        write_subgroup_report(out, test_rows, ev.probs, ev.targets, ev.valid_probs, ev.valid_targets, seed=cfg.seed, labels=score,
+                              attributes=None if tuple(cols) == ATTRIBUTES else [c for c in cols if c in test_rows])
     print(f"test: {n_test} images of {m.get('n_test_patients')} patients, {mean_summary(m)} ({time.time() - t0:.0f}s); report in {out}")
     if data.leak: print(f"LEAKY EVALUATION: {data.leak['statement']}")
+    if cross: print(f"ACROSS DATA SETS: a model of {cross['model_dataset']} scored on {ds.title}, on the {len(score)} labels they share.")
     return ev
 
 # %% ../nbs/08_pipeline.ipynb #07be87df
@@ -158,7 +181,7 @@ def notebook_configs(per:dict, # {'stage1': params, ...} as `check_params` retur
         except (ValueError, TypeError) as e: raise ValueError(f"{nb}: {e}") from None
     for k, cfg in cfgs.items():
         cfgs[k] = cfg = cfg.resolved()           # data_dir=None: the data set the notebook will find
-        nih_files(cfg.data_dir, need_lists=cfg.protocol == 'official')
+        get_dataset(cfg.dataset).files(cfg.data_dir, cfg.protocol)   # the data set's files are there
         i = list(NOTEBOOKS).index(k)
         if i and (cfg.weights or list(NOTEBOOKS)[i-1] not in cfgs): stage_model(cfg)   # the weights exist and agree with cfg
     return cfgs

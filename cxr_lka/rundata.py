@@ -18,6 +18,8 @@ from .guards import worker_pool
 from .data import (LABELS, NO_FINDING, SPLITS, PROTOCOL_NOTES, nih_files, load_nih_metadata, find_images, attach_paths,
                           split_nih, stage_rows, leak_report, build_cache, nih_dataloaders, save_label_report, load_xray, BadImageError)
 from .preprocess import Preprocessing
+from .chexpert import UNCERTAINTY
+from .datasets import get_dataset, relabel
 from .models import model_preprocessing
 from .config import TrainConfig, stage_model, resolve_device, _say
 
@@ -103,6 +105,7 @@ def process_workers(num_workers:int|None=None, # the run's DataLoader workers (`
 def check_stage_rows(rows:pd.DataFrame, # the stage's train/valid rows (`stage_rows`, test rows removed)
                      stage:str, # 'stage1' or 'stage2'
                      n_images:int, # images of the data the rows were taken from (for the message)
+                     labels:list|None=None, # the label columns (None: NIH's `LABELS`); NaN (not stated) is no positive
                     ):
     "Raise ValueError, in one sentence, when a training stage has no rows, no train or valid rows, or no positive label in them."
     if len(rows) == 0:
@@ -113,7 +116,7 @@ def check_stage_rows(rows:pd.DataFrame, # the stage's train/valid rows (`stage_r
         if not (rows['split'] == s).any():
             raise ValueError(f"{stage} has no {s} images among its {len(rows)} rows ({rows['Patient ID'].nunique()} patient(s)); "
                              "use more images (max_images=None, or a larger max_images).")
-    if rows[LABELS].to_numpy().sum() == 0:
+    if np.nansum(rows[list(labels or LABELS)].to_numpy(dtype=float)) == 0:
         raise ValueError(f"The {len(rows)} {stage} training/validation image(s) of {rows['Patient ID'].nunique()} patient(s) have no "
                          f"positive label at all (every one is {NO_FINDING!r}): there is nothing to learn; train on more images "
                          "(max_images=None) or on data with findings.")
@@ -131,6 +134,8 @@ class RunData:
     left_out:dict=field(default_factory=dict) # {'missing': {split: n}, 'bad': {split: n}}, by split of the partition
     leak:dict|None=None      # protocol 'paper-original': `leak_report` of the images used; None otherwise
     pre:object=None          # the preprocessing record the DataLoaders use (`cxr_lka.preprocess.Preprocessing`)
+    labels:list=field(default_factory=list)  # the label columns the DataLoaders read, in the model's output order
+    shared:dict|None=None    # a model of other labels: {model label: data label} of the labels this data set states; None otherwise
 
 # %% ../nbs/05c_rundata.ipynb #pd000002
 def _by_split(df:pd.DataFrame, names) -> dict:
@@ -143,8 +148,9 @@ def _counts(d:dict) -> str: return ', '.join(f'{k} {v}' for k, v in d.items())
 def prepare_data(cfg:TrainConfig, # the run's configuration
                  notes:list|None=None, # messages worth keeping are appended here (and printed)
                  pre:Preprocessing|None=None, # the model's preprocessing (`model_preprocessing`); None: `cfg.image_size` (stage 1) or the weights' record
+                 labels:list|None=None, # the model's labels, when they are not the data set's (a test across data sets); None: the data set's
                 ) -> RunData:
-    "Metadata -> split of EVERY patient of the CSV -> image paths (missing left out, counted per split) -> the stage's rows -> cache or screen (bad images counted per split) -> DataLoaders."
+    "The data set's metadata -> split of EVERY patient -> (frontal views) -> image paths (missing left out, counted per split) -> the stage's rows -> cache or screen (bad images counted per split) -> DataLoaders over `labels`."
     cfg = cfg.resolved(notes)                      # data_dir=None: the data set found under the input root
     if pre is None and cfg.stage == 'stage1': pre = Preprocessing(cfg.image_size)
     elif pre is None:                              # stage 2 / test: the size and normalisation the weights were trained with
@@ -155,20 +161,24 @@ def prepare_data(cfg:TrainConfig, # the run's configuration
         raise ValueError(f"prepare_data: cfg.image_size={cfg.image_size} but the model's preprocessing says {pre.size} px.")
     out = cfg.stage_dir; out.mkdir(parents=True, exist_ok=True)
     main = rank_distrib() == 0                     # under DDP every process prepares the data; rank 0 alone writes files
-    files = nih_files(cfg.data_dir, need_lists=cfg.protocol == 'official')
-    meta = load_nih_metadata(files['csv'])
-    lists_dir = files['test_list'].parent if cfg.protocol == 'official' else None
-    full = split_nih(meta, cfg.protocol, cfg.seed, lists_dir=lists_dir, valid_pct=cfg.valid_pct)   # files on disk cannot move it
+    ds = get_dataset(cfg.dataset)
+    meta = ds.read(cfg.data_dir, cfg.protocol, cfg.uncertainty)
+    n_unc = sum(meta.attrs.get('uncertain', {}).values())
+    if n_unc: _say(f"{ds.title}: {n_unc} uncertain label entries (-1), {UNCERTAINTY[cfg.uncertainty]} ({cfg.uncertainty}).", notes)
+    full = ds.split(meta, cfg.protocol, cfg.seed, cfg.valid_pct, cfg.data_dir)    # files on disk cannot move it
+    for f, k in full.attrs.get('unused', {}).items(): _say(f"protocol {cfg.protocol!r}: the {k} image(s) of {f} are not used.", notes)
+    if cfg.frontal_only and ds.frontal is not None:
+        lateral = ~ds.frontal(full)
+        if lateral.any():
+            _say(f"frontal_only: {int(lateral.sum())} lateral image(s) left out ({_counts(_by_split(full, full['Image Index'][lateral]))}).", notes)
+            full = full[~lateral].copy()
     with warnings.catch_warnings():
         warnings.simplefilter('ignore')          # reported below, with the file it is written to
-        root = Path(files['images']).resolve()   # the run's own outputs are not searched when they sit inside it
-        skip = [d.resolve() for d in (Path(cfg.out_dir), cfg.cache_dir and Path(cfg.cache_dir)) if d and d.resolve() != root]
-        imgs = find_images(root, exclude=skip)
-        df = attach_paths(full, imgs, strict=cfg.strict)
+        df = ds.locate(full, cfg.data_dir, cfg.strict, exclude=[cfg.out_dir, cfg.cache_dir])   # not the run's own outputs
     missing = list(df.attrs.get('missing', []))
-    unreadable = [o for o in imgs.odd if o['kind'] == 'unreadable']
+    unreadable = list(df.attrs.get('unreadable', []))  # folders the image search could not read
     if unreadable:
-        _say(f"{len(unreadable)} folder(s) of {files['images']} cannot be read (first: {unreadable[0]['path']}: {unreadable[0]['reason']}); "
+        _say(f"{len(unreadable)} folder(s) of {cfg.data_dir} cannot be read (first: {unreadable[0]['path']}: {unreadable[0]['reason']}); "
              "their images count as missing (cxr-lka-check lists every such entry).", notes)
     left_out = {'missing': _by_split(full, missing), 'bad': _by_split(full, [])}
     if main: (out/'missing_images.txt').unlink(missing_ok=True)
@@ -177,15 +187,20 @@ def prepare_data(cfg:TrainConfig, # the run's configuration
         _say(f"{len(missing)} of the {len(full)} images of the split are missing on disk ({_counts(left_out['missing'])}); "
              f"they are left out, and no other image changed split (list: {out/'missing_images.txt'}; strict=True refuses "
              "to run instead).", notes)
+    labels, shared = list(ds.labels if labels is None else labels), None
+    if labels != list(ds.labels):                 # a model of other labels: its columns, from the labels the data set shares
+        df, shared = relabel(df, labels, ds.labels)
+        _say(f"The model predicts {len(labels)} labels; {ds.title} states {len(shared)} of them, scored: "
+             f"{', '.join(a if a == b else f'{a} (= {b})' for a, b in shared.items())}; the other {len(labels) - len(shared)} are not.", notes)
     if cfg.max_images: df = subsample_patients(df, cfg.max_images, cfg.seed)
     wp = cfg.weights_path
     if wp is not None and (wp.parent/'split.csv').exists(): check_same_split(df, wp.parent/'split.csv', notes)
     if main: split_table(df).to_csv(out/'split.csv', index=False)
-    rows = stage_rows(df, 1 if cfg.stage == 'stage1' else 2)
+    rows = stage_rows(df, 1 if cfg.stage == 'stage1' else 2, labels)
     if cfg.stage != 'test':
         rows = rows[rows['split'].isin(['train', 'valid'])].copy()   # training never sees test rows
-        check_stage_rows(rows, cfg.stage, len(df))                    # nothing to learn: one sentence, before any report
-    if main: save_label_report(rows, out)
+        check_stage_rows(rows, cfg.stage, len(df), labels)            # nothing to learn: one sentence, before any report
+    if main: save_label_report(rows, out, labels=labels, title=ds.title)
     cache, bad = None, {}
     need = rows[rows['split'].isin(['valid', 'test'])] if cfg.stage == 'test' else rows   # the images this stage reads (test: valid for thresholds)
     if cfg.use_cache:
@@ -213,9 +228,10 @@ def prepare_data(cfg:TrainConfig, # the run's configuration
     else: src = rows
     dls = nih_dataloaders(src, cache=cache, pre=pre, bs=cfg.batch_size,
                           augment=cfg.augment and cfg.stage != 'test',
-                          num_workers=process_workers(cfg.num_workers, cuda=dev.type == 'cuda'), seed=cfg.seed, device=dev)
+                          num_workers=process_workers(cfg.num_workers, cuda=dev.type == 'cuda'), seed=cfg.seed, device=dev, labels=labels)
     n = rows.split.value_counts()
     _say(f"{cfg.stage}: " + (f"{n.get('test', 0)} test images " if cfg.stage == 'test' else
                              f"{n.get('train', 0)} training and {n.get('valid', 0)} validation images ") +
-         f"({df['Patient ID'].nunique()} patients split {cfg.protocol!r}, seed {cfg.seed}; {pre.size} px; device {dev}).", notes)
-    return RunData(df, rows, dls, cache, missing, bad, left_out, leak, pre)
+         f"({df['Patient ID'].nunique()} patients {'' if ds.name == 'nih' else f'of {ds.title} '}split {cfg.protocol!r}, seed {cfg.seed}; "
+         f"{pre.size} px; device {dev}).", notes)
+    return RunData(df, rows, dls, cache, missing, bad, left_out, leak, pre, labels, shared)

@@ -149,10 +149,11 @@ def split_nih(df:pd.DataFrame, # metadata from `load_nih_metadata`, every row of
 # %% ../nbs/00c_splits.ipynb #c08f92c8
 def stage_rows(df:pd.DataFrame, # a split frame from `split_nih` (any frame with the label columns)
                stage:int, # 1: rows with at least one finding; 2: all rows
+               labels=None, # the label columns (default: NIH's `LABELS`); an unlabelled (NaN) entry is not a finding
               ) -> pd.DataFrame:
-    "The rows a training stage uses: stage 1 drops 'No Finding' rows, stage 2 keeps all; stage 1 of 'paper-original' takes 'split' from 'split_stage1'."
+    "The rows a training stage uses: stage 1 drops the rows without a positive label, stage 2 keeps all; stage 1 of 'paper-original' takes 'split' from 'split_stage1'."
     if stage == 1:
-        rows = df[df[LABELS].sum(axis=1) > 0].copy()
+        rows = df[(df[list(LABELS if labels is None else labels)] == 1).any(axis=1)].copy()
         if 'split_stage1' in rows: rows['split'] = rows['split_stage1']
         return rows
     if stage == 2: return df.copy()

@@ -20,6 +20,7 @@ from .core import atomic_write
 from .guards import FolderLock, stop_signals, Interrupted
 from .metadata import LABELS
 from .splits import PROTOCOL_NOTES
+from .datasets import get_dataset
 from .models import model_splitter, save_checkpoint, count_params, model_preprocessing
 from .losses import get_loss, pos_weight_from
 from .config import TrainConfig, RECIPES, stage_model, resolve_device, load_resume_state, _say
@@ -151,7 +152,7 @@ def oom_hint(cfg:TrainConfig):
                            "the run continues from its last saved epoch.") from e
 
 # %% ../nbs/05d_train.ipynb #0fdf2375
-_RUN_KEYS = ('stage', 'protocol', 'seed', 'valid_pct', 'arch', 'attention', 'stages', 'placement', 'attention_kwargs', 'dropout', 'image_size', 'batch_size',
+_RUN_KEYS = ('stage', 'dataset', 'uncertainty', 'frontal_only', 'protocol', 'seed', 'valid_pct', 'arch', 'attention', 'stages', 'placement', 'attention_kwargs', 'dropout', 'image_size', 'batch_size',
              'pretrained', 'recipe', 'lr', 'lr_max', 'lr_mult', 'freeze_epochs', 'epochs', 'wd', 'patience', 'loss', 'loss_kwargs',
              'augment', 'max_images')
 
@@ -171,15 +172,15 @@ def _check_resumable(cfg, state, path):
         raise ValueError(f"{path} was written by a run with other settings ({', '.join(f'{k}: {old[k]!r} -> {new[k]!r}' for k in diff)}); "
                          "use another out_dir, restore those settings, or set resume=False to start over.")
 
-def _data_id(df:pd.DataFrame) -> str:
-    "A fingerprint of the split a run trains on: images, patients, split and labels."
+def _data_id(df:pd.DataFrame, labels=None) -> str:
+    "A fingerprint of the split a run trains on: images, patients, split and labels (`labels`: its label columns; NIH's by default)."
     import hashlib
-    t = df[['Image Index', 'Patient ID', 'split', *(['split_stage1'] if 'split_stage1' in df else []), *LABELS]].sort_values('Image Index')
+    t = df[['Image Index', 'Patient ID', 'split', *(['split_stage1'] if 'split_stage1' in df else []), *(LABELS if labels is None else labels)]].sort_values('Image Index')
     return hashlib.sha1(t.to_csv(index=False).encode()).hexdigest()[:16]
 
-def _check_same_data(state, df, path) -> str:
+def _check_same_data(state, df, path, labels=None) -> str:
     "The data fingerprint of `df`; a ValueError if `state` was saved on other data."
-    did = _data_id(df)
+    did = _data_id(df, labels)
     if state is not None and state.get('data') not in (None, did):
         raise ValueError(f"{path} was written by a run on other data (the images, patients, labels or split differ "
                          "from this data folder's); use another out_dir, or set resume=False to start over.")
@@ -229,7 +230,7 @@ def _train_stage(cfg, cbs, lock_note):
     if main: cfg.save(out/'config.json')
     with oom_hint(cfg):
         data = prepare_data(cfg, notes, pre=model_preprocessing(model, cfg.image_size))   # the model's size and normalisation
-        did = _check_same_data(state, data.df, state_path)
+        did = _check_same_data(state, data.df, state_path, data.labels)
         learn = make_learner(cfg, data.dls, model, make_loss(cfg, data.rows))
         learn.run_data = data
         lr = cfg.lr
@@ -246,7 +247,9 @@ def _train_stage(cfg, cbs, lock_note):
     n = data.rows.split.value_counts()
     save_checkpoint(learn.model, out/'model.pth',
                     extra={'config': cfg.to_dict(), 'stage': cfg.stage, 'lr': lr, 'history': str(hist_path)})
-    _write_json(dict(stage=cfg.stage, protocol=cfg.protocol, protocol_note=PROTOCOL_NOTES[cfg.protocol],
+    ds = get_dataset(cfg.dataset)
+    _write_json(dict(stage=cfg.stage, dataset=ds.name, labels=data.labels, uncertainty=cfg.uncertainty if ds.uncertain else None,
+                     frontal_only=cfg.frontal_only, protocol=cfg.protocol, protocol_note=ds.protocols[cfg.protocol],
                      leaky=cfg.protocol == 'paper-original', recipe=cfg.recipe, wd=cfg.effective_wd,
                      n_train=int(n.get('train', 0)), n_valid=int(n.get('valid', 0)),
                      n_patients=int(data.df['Patient ID'].nunique()), n_missing=len(data.missing), n_bad=len(data.bad),

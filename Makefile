@@ -23,9 +23,12 @@ demo: install
 	$(BIN)/cxr-lka-demo --out $(OUT)
 
 # All tests: the docs build executes every notebook once (that run is the notebook tests, one pytest case
-# per notebook) and the browser checks its site; then the end-to-end tests.
+# per notebook) and the browser checks its site; the end-to-end tests run beside it. Two pytest-xdist
+# workers, one test file at a time each (longest first: tests/conftest.py), one torch thread per process so
+# that they do not fight over the cores. TEST_JOBS=1 runs them one after the other.
+TEST_JOBS ?= 2
 test: install
-	$(BIN)/python -m pytest -q tests
+	OMP_NUM_THREADS=$${OMP_NUM_THREADS:-1} $(BIN)/python -m pytest -q -n $(TEST_JOBS) --dist loadfile --no-loadscope-reorder tests
 
 export: install
 	$(BIN)/nbdev_export

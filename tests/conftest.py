@@ -20,6 +20,15 @@ def script(name):
     assert exe.exists(), f"{exe} is missing: run `make install` (pip install -e .) to install the console scripts"
     return str(exe)
 
+# The files in the order `make test` hands them to its pytest-xdist workers (one file per worker at a time):
+# the longest first, so that the two workers finish together. Files not named run after these, in name order.
+LONGEST_FIRST = ["test_docs", "test_study", "test_pipeline", "test_cli", "test_kaggle_sim", "test_datasets",
+                 "test_reliability", "test_distributed", "test_oddities", "test_compare", "test_kaggle", "test_nbdev"]
+
+def pytest_collection_modifyitems(config, items):
+    rank = {name: i for i, name in enumerate(LONGEST_FIRST)}
+    items.sort(key=lambda it: rank.get(Path(str(it.fspath)).stem, len(rank)))   # stable: a file's tests keep their order
+
 @pytest.fixture(scope="session")
 def root(): return ROOT
 

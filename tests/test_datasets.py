@@ -4,12 +4,10 @@ The data is a synthetic CheXpert folder (`cxr_lka.synthetic_chexpert`: train.csv
 lateral views, valid.csv without uncertainty; 24 patients, 32-px JPEGs), the model random VGG16-BN + LKA trained one epoch:
 these runs show that every policy trains and evaluates, not that anything is learned. U-Ones goes through the three
 kaggle/ notebooks (papermill), given no data_dir: the notebooks find the CheXpert folder under the (simulated) Kaggle
-input root by its record. U-Zeros and U-Ignore (frontal views only, the paper protocol's test split, which holds
-uncertain entries) go through stage 1 and the test in this process, through the very functions those notebooks call
-(`train_stage_auto`, `evaluate_run`): each notebook costs a kernel start and a fastai import (~15 s), and the notebooks'
-own path with `dataset='chexpert'` is the U-Ones test's. The scoring of an NIH-trained model on the labels NIH and
-CheXpert share is in tests/test_pipeline.py, on the model that test trains. Measured on the 2-core machine, shared
-with another job (load 6): 80 s for the three tests (200 s with all three policies through the notebooks).
+input root by its record. U-Zeros and U-Ignore (U-Ignore with frontal views only and the paper protocol's test split,
+which holds uncertain entries) go through the stage-1 and test notebooks, the test scoring stage 1's weights. The
+scoring of an NIH-trained model on the labels NIH and CheXpert share is in tests/test_pipeline.py, on the model that
+test trains. Each notebook costs a kernel start and a fastai import (~15 s), most of these tests' time.
 """
 import json
 from pathlib import Path
@@ -58,15 +56,13 @@ def test_u_ones_through_the_three_notebooks(chexpert, tmp_path, monkeypatch):
 
 @pytest.mark.parametrize("policy,protocol,frontal", [('U-Zeros', 'official', False), ('U-Ignore', 'paper', True)])
 def test_policy_through_stage1_and_test(chexpert, tmp_path, policy, protocol, frontal):
-    "U-Zeros and U-Ignore through stage 1 and the test (what those notebooks call); U-Ignore's unlabelled entries are masked in the loss, left out of the metrics and kept empty in predictions.csv."
-    from cxr_lka.train import TrainConfig
-    from cxr_lka.distributed import train_stage_auto
-    from cxr_lka.pipeline import evaluate_run
+    "U-Zeros and U-Ignore through the stage-1 and test notebooks (the test scores stage 1's weights); U-Ignore's unlabelled entries are masked in the loss, left out of the metrics and kept empty in predictions.csv."
+    from cxr_lka.pipeline import run_notebooks
     out = tmp_path/"run"
-    kw = dict(data_dir=str(chexpert), out_dir=str(out), uncertainty=policy, protocol=protocol, frontal_only=frontal,
-              use_cache=False, device='cpu', **COMMON)   # U-Ones runs the cache
-    train_stage_auto(TrainConfig.stage1(**kw, **STAGE1))
-    evaluate_run(TrainConfig.test(weights=str(out/'stage1'/'model.pth'), gradcam_n=0, subgroups=False, **kw))
+    kw = dict(data_dir=chexpert, uncertainty=policy, protocol=protocol, frontal_only=frontal, use_cache=False, **COMMON)   # U-Ones runs the cache
+    run_notebooks(out, only=['stage1'], stage1=STAGE1, **kw)
+    run_notebooks(out, only=['test'], test=dict(weights=str(out/'stage1'/'model.pth'), gradcam_n=0, subgroups=False), **kw)
+    assert (out/'train-stage-1-bceloss.ipynb').exists() and (out/'test-notebook.ipynb').exists()
     _finite_losses(out, 'stage1')
     r1 = json.loads((out/'stage1'/'run.json').read_text())
     m = json.loads((out/'test'/'metrics.json').read_text())

@@ -116,7 +116,7 @@ def check_session(k, root, key, text):
     "What every session must show: the pre-flight, the data set found under input/, Kaggle's folders used as they should be."
     w = root/"working"
     assert "GPU pre-flight: torch" in text and "device: cpu" in text, text[:2000]
-    assert f"data_dir=None: using {root/'input'/k.layout['data']}, the NIH data set under {root/'input'}" in text, text[:3000]
+    assert f"data_dir=None: using {root/'input'/k.layout['data']}, the NIH ChestX-ray14 data set under {root/'input'}" in text, text[:3000]
     assert sorted(os.listdir(w)) == [key], os.listdir(w)                     # the results, nothing else (no cache)
     assert any((root/"temp"/"cxr_lka_cache").iterdir()), "the image cache is not in temp/"
     assert f"{w} holds " in text and "of the 20 GB Kaggle saves as output" in text, text[-2000:]

@@ -216,7 +216,7 @@ def _headline(res, cal, cal_after, temps, files, thr_source):
     mean_auc = {}
     for r in m.itertuples():
         mean_auc.setdefault(r.attribute, {})[r.group] = dict(auc=r.value, ci95=_ci2(r.ci_lo, r.ci_hi), gap=r.gap, gap_ci95=_ci2(r.gap_lo, r.gap_hi),
-                                                           n_images=r.n_images, n_patients=r.n_patients, n_classes=r.n_classes)
+                                                           n_images=r.n_images, n_patients=r.n_patients, n_classes=int(r.n_classes))
     gaps = m[m.gap.notna()]
     worst = None if gaps.empty else gaps.loc[gaps.gap.idxmin()]
     ud = None
@@ -228,7 +228,7 @@ def _headline(res, cal, cal_after, temps, files, thr_source):
     i = res.info
     sub = dict(attributes=list(i['partitions']), attributes_absent=i['attributes_absent'], mean_auc=mean_auc, underdiagnosis=ud,
                lowest_auc_gap=None if worst is None else dict(attribute=worst.attribute, group=worst.group, gap=worst.gap,
-                                                               gap_ci95=_ci2(worst.gap_lo, worst.gap_hi), n_classes=worst.n_classes),
+                                                               gap_ci95=_ci2(worst.gap_lo, worst.gap_hi), n_classes=int(worst.n_classes)),
                excluded={a: p['excluded'] for a, p in i['partitions'].items() if p['excluded']},
                min_count=i['min_count'], age_edges=i['age_edges'], max_age=i['max_age'], thresholds=thr_source,
                bootstrap=dict(unit='patient', method='percentile', n_resamples=i['n_resamples'], level=i['level'], seed=i['seed']),

@@ -315,7 +315,7 @@ def plot_subgroup_forest(res:SubgroupResult, # from `subgroup_metrics`
         if r.attribute != last and r.attribute != 'All': rows.append((_attr_label(r.attribute), None))
         last = r.attribute
         name = 'All images' if r.attribute == 'All' else '  ' + _group_label(r.attribute, r.group)
-        cls = '' if r.n_classes == len(i['labels']) else f", {r.n_classes} cl."
+        cls = '' if r.n_classes == len(i['labels']) else f", {int(r.n_classes)} cl."
         rows.append((f"{name} (n={r.n_images:,}{cls})", k))
     y = np.arange(len(rows))[::-1]
     panels = [('value', f'Mean AUC [{lvl}% CI]'), ('gap', f'Δ mean AUC vs rest [{lvl}% CI]')] + \

@@ -42,6 +42,7 @@ def test_pipeline_learns_synthetic(synthetic, tmp_path):
         assert (out/f).exists(), f
     m = json.loads((out/"test"/"metrics.json").read_text())
     assert set(m["subgroups"]["mean_auc"]) >= {"All", "Patient Gender"} and m["calibration"]["mean_ece"] is not None, m.get("subgroups")
+    assert all(type(g["n_classes"]) is int for a in m["subgroups"]["mean_auc"].values() for g in a.values()), m["subgroups"]["mean_auc"]
     split = pd.read_csv(out/"stage1"/"split.csv")
     n_test = int((split["split"] == "test").sum())
     assert m["n_test_images"] == n_test == len(pd.read_csv(out/"test"/"predictions.csv"))

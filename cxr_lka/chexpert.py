@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 
 from .metadata import _rows
-from .splits import split_nih, patient_overlap, _tts
+from .splits import split_nih, patient_overlap, _tts, _check_disjoint
 
 # %% ../nbs/00g_chexpert.ipynb #cx005
 CHEXPERT_DIR = 'CheXpert-v1.0-small'   # the public small release's folder; every 'Path' of its CSVs starts with it
@@ -166,7 +166,7 @@ def split_chexpert(df:pd.DataFrame, # `load_chexpert`'s frame (with 'source')
         _, va = _tts(pids, valid_pct, seed, 'train.csv patients', len(pids), 'valid.csv', valid_pct)
         out = df.copy()
         out['split'] = np.where(out['source'] == 'valid', 'test', np.where(out['Patient ID'].isin(va), 'valid', 'train'))
-    if patient_overlap(out): raise AssertionError(f"patients in two splits: {patient_overlap(out)}")
+    _check_disjoint(out)
     out.attrs.update(protocol=protocol, seed=seed)
     return out
 

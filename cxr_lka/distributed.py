@@ -221,9 +221,9 @@ def _load_config(config):
     return TrainConfig.load(config)
 
 def _final_metrics(learn) -> dict:
+    from cxr_lka.fit import _value_names
     r = learn.recorder
-    names = r.metric_names[1:-1] if r.add_time else r.metric_names[1:]
-    return {n: (None if v is None else float(v)) for n, v in zip(names, r.values[-1])} if r.values else {}
+    return {n: (None if v is None else float(v)) for n, v in zip(_value_names(r), r.values[-1])} if r.values else {}
 
 def train_ddp(stage:str,          # 'stage1' or 'stage2'
               config,             # a `TrainConfig` or the path of one saved as JSON

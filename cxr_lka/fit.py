@@ -132,6 +132,10 @@ class AtomicSaveModelCallback(SaveModelCallback):
         atomic_write(final, lambda t: save_model(t, self.learn.model, getattr(self.learn, 'opt', None), with_opt=self.with_opt))
 
 # %% ../nbs/05b_fit.ipynb #rs000004
+def _value_names(rec) -> list:
+    "The names of the values a fastai `Recorder` logs per epoch (losses and metrics), without 'epoch' and 'time'."
+    return rec.metric_names[1:-1] if rec.add_time else rec.metric_names[1:]
+
 class EpochCheckpoint(Callback):
     "After each epoch: append a row to history.csv and save all a resumed run needs (atomically)."
     order = 64  # after Recorder (50), SaveModelCallback (61), EarlyStoppingCallback (63)
@@ -153,9 +157,8 @@ class EpochCheckpoint(Callback):
 
     def _log_row(self):
         rec = self.recorder
-        names = rec.metric_names[1:-1] if rec.add_time else rec.metric_names[1:]
         row = dict(phase=self.phase.name, epoch=self.start_epoch + self.epoch,
-                   **{n: float(v) for n, v in zip(names, rec.values[-1])})
+                   **{n: float(v) for n, v in zip(_value_names(rec), rec.values[-1])})
         if rec.add_time: row['seconds'] = round(time.time() - rec.start_epoch, 2)
         self.history.append(row); self._n += 1
         if rank_distrib(): return   # every rank keeps the history (the same rows); rank 0 writes it

@@ -23,11 +23,12 @@ from .models import last_attention_layer, unwrap_model, model_preprocessing
 
 # %% ../nbs/07_gradcam.ipynb #718b3497
 from .core import name_key as _key   # label names compared loosely: one definition, in core
+from .config import model_labels as _recorded_labels   # the labels a model records, one definition
 
 def model_labels(model, # a `CXRNet`, a fastai `Learner`, or a DataParallel wrapper
                 ) -> list:
-    "The label names of `model` (its `config['labels']`, else `LABELS`)."
-    return list((getattr(unwrap_model(model), 'config', None) or {}).get('labels') or LABELS)
+    "The label names of `model` (`config.model_labels`: its recorded labels, else `LABELS`)."
+    return _recorded_labels(model) or list(LABELS)
 
 def class_index(c, # a label name (any case; spaces, '_' ignored) or an index
                 labels:list=LABELS, # the model's label names

@@ -72,10 +72,6 @@ class FolderScan:
     other_files:int = 0     # regular files with other extensions (CSV, lists, notes: not images)
     other_first:list = field(default_factory=list) # the first few of them
 
-    def odd_names(self, kind=None) -> list:
-        "The shown paths of the odd entries (of one `kind`)."
-        return [o['path'] for o in self.odd if kind is None or o['kind'] == kind]
-
 def _not_utf8(name) -> bool:
     try: name.encode('utf-8'); return False
     except UnicodeEncodeError: return True

@@ -17,15 +17,11 @@ from torch import nn
 from .data import LABELS, SPLITS, load_xray, find_images, BadImageError
 from .models import model_preprocessing
 from .core import name_key, progress as show_progress
+from .metadata import _rows   # CSV line numbers of the rows named in a message
 from .gradcam import compute_cams, overlay, model_labels
 
 # %% ../nbs/10_localize.ipynb #70f00015
 BBOX_ALIASES = {'infiltrate': 'Infiltration'}  # NIH's box-list spelling -> LABELS
-
-def _rows(mask, n=5) -> str:
-    "File row numbers (header = row 1) of the True entries of `mask`."
-    r = (np.flatnonzero(np.asarray(mask)) + 2).tolist()
-    return ', '.join(map(str, r[:n])) + (f' (and {len(r) - n} more)' if len(r) > n else '')
 
 def load_bboxes(csv, # NIH's BBox_List_2017.csv (or a file in its format, e.g. a synthetic set's)
                ) -> pd.DataFrame: # columns image, label (as in LABELS), x, y, w, h (float pixels)
@@ -37,7 +33,7 @@ def load_bboxes(csv, # NIH's BBox_List_2017.csv (or a file in its format, e.g. a
         raise ValueError(f"{csv}: expected 6 values per row (Image Index, Finding Label, x, y, w, h); "
                          f"the header has {raw.shape[1]} columns.")
     extra = raw.iloc[:, 6:].apply(lambda c: c.str.strip() != '').any(axis=1)
-    if extra.any(): raise ValueError(f"{csv}: rows {_rows(extra)} have more than 6 values.")
+    if extra.any(): raise ValueError(f"{csv}: rows {_rows(np.flatnonzero(extra))} have more than 6 values.")
     df = raw.iloc[:, :6].copy()
     df.columns = ['image', 'label', 'x', 'y', 'w', 'h']
     df['image'] = df['image'].str.strip()
@@ -45,15 +41,15 @@ def load_bboxes(csv, # NIH's BBox_List_2017.csv (or a file in its format, e.g. a
     keys = df['label'].map(name_key)
     bad = ~keys.isin(list(canon))
     if bad.any():
-        raise ValueError(f"{csv}: unknown finding label(s) {sorted(df['label'][bad].unique())} in rows {_rows(bad)}; "
+        raise ValueError(f"{csv}: unknown finding label(s) {sorted(df['label'][bad].unique())} in rows {_rows(np.flatnonzero(bad))}; "
                          f"expected one of {LABELS} (or 'Infiltrate').")
     df['label'] = keys.map(canon)
     for c in 'xywh': df[c] = pd.to_numeric(df[c].str.strip(), errors='coerce')
     nan = df[list('xywh')].isna().any(axis=1)
-    if nan.any(): raise ValueError(f"{csv}: rows {_rows(nan)} have a box coordinate that is not a number.")
+    if nan.any(): raise ValueError(f"{csv}: rows {_rows(np.flatnonzero(nan))} have a box coordinate that is not a number.")
     empty = (df['w'] <= 0) | (df['h'] <= 0)
-    if empty.any(): raise ValueError(f"{csv}: rows {_rows(empty)} have a box of zero or negative width/height.")
-    if (df['image'] == '').any(): raise ValueError(f"{csv}: rows {_rows(df['image'] == '')} have no image name.")
+    if empty.any(): raise ValueError(f"{csv}: rows {_rows(np.flatnonzero(empty))} have a box of zero or negative width/height.")
+    if (df['image'] == '').any(): raise ValueError(f"{csv}: rows {_rows(np.flatnonzero(df['image'] == ''))} have no image name.")
     return df.reset_index(drop=True)
 
 # %% ../nbs/10_localize.ipynb #a9982259

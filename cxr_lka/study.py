@@ -63,7 +63,7 @@ def run_study(study, # a study file, its dict, or a `Study`
 # %% ../nbs/17d_study.ipynb #ee8018df
 KAGGLE_USER = 'your-kaggle-username'
 _SHORT = {'stage1': 's1', 'stage2': 's2', 'test': 'test'}
-_LOCAL_PATHS = ('data_dir', 'out_dir', 'weights', 'cache_dir', 'input_root')   # this machine's paths: never baked into a kernel
+_LOCAL_PATHS = (*PATH_KEYS, 'out_dir')   # this machine's paths: never baked into a kernel
 
 # %% ../nbs/17d_study.ipynb #81413d49
 def kernel_slug(*parts, # the words of the slug, joined by '-'

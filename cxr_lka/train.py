@@ -24,7 +24,7 @@ from .datasets import get_dataset
 from .models import model_splitter, save_checkpoint, count_params, model_preprocessing
 from .losses import get_loss, pos_weight_from
 from .config import TrainConfig, RECIPES, stage_model, resolve_device, load_resume_state, _say
-from .kaggle import resume_from_input, TimeEstimate
+from .kaggle import resume_from_input, TimeEstimate, _epochs_logged
 from .fit import stage_metrics, Phase, AtomicSaveModelCallback, EpochCheckpoint, run_phases, tracking_callbacks
 from .rundata import prepare_data
 
@@ -193,7 +193,7 @@ def _stopped(cfg) -> str:
     "What a stopped stage has saved, and how to go on."
     state, hist = cfg.stage_dir/'resume.pth', cfg.stage_dir/'history.csv'
     if not state.exists(): return f"{cfg.stage}: no epoch had finished, so nothing is saved to resume from; running it again starts the stage afresh"
-    n = max(0, len(hist.read_text().splitlines()) - 1) if hist.exists() else 0
+    n = _epochs_logged(cfg.stage_dir)
     return (f"{cfg.stage}: the last epoch it finished is saved in {state} ({n} epoch(s) in {hist.name}); "
             "run it again (resume=True) to continue from there")
 

@@ -23,16 +23,9 @@ def runs(tmp_path_factory):
     "Three runs on one test set: A, B (another model of the same quality) and C (better on the first five classes)."
     from cxr_lka.evaluate import evaluate_predictions, write_report
     d = tmp_path_factory.mktemp('runs')
-    g = np.random.default_rng(0)
-    n_img = 1 + g.poisson(2.6, 150)
-    pat = np.repeat(np.arange(1000, 1150), n_img)
-    t = (np.repeat(g.random((150, 14)) < np.linspace(0.08, 0.35, 14), n_img, axis=0) ^ (g.random((len(pat), 14)) < 0.1)).astype(int)
-    images = [f"{p:08d}_{i:03d}.png" for p, k in zip(range(1000, 1150), n_img) for i in range(k)]
-    codes = pd.factorize(pat)[0]
-    def probs(signal, seed):
-        r = np.random.default_rng(seed)
-        z = np.asarray(signal)*(2*t - 1) + r.normal(size=(150, 14))[codes] + 0.5*r.normal(size=t.shape)
-        return 1/(1 + np.exp(-z))
+    from cxr_lka.paired import clustered_test_set, clustered_probs
+    images, pat, t = clustered_test_set(150, prevalence=(0.08, 0.35), seed=0)
+    def probs(signal, seed): return clustered_probs(t, pat, signal, seed)
     better = np.where(np.arange(14) < 5, 2.5, 1.0)
     out = {}
     for name, p in (('A', probs(1.0, 1)), ('B', probs(1.0, 2)), ('C', probs(better, 3))):
